@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# The local dev environment: everything the build and its tests need, on one machine, as root.
+#
+#   dev/env.sh up       install, build (cached), start; writes the env file and prints its path
+#   dev/env.sh down     stop what `up` started and remove what it created (caches stay)
+#   dev/env.sh status   what is running
+#   dev/env.sh env      print the env file (for: eval "$(dev/env.sh env)")
+#
+# What runs (all on 127.0.0.1):
+#   - a Dagger engine $DAGGER_VERSION built from the Go module and run natively (no Docker needed)
+#   - registry :5000  the engine's mirror of docker.io, holding python:3.13-slim built from Debian
+#   - registry :5001  the push target, htpasswd auth (stands for ECR / a private registry)
+#   - moto_server :4566  the SSM endpoint, seeded with the push registry's username and password
+#   - dockerd (unix socket under $RUN)  the "EC2 instance" the CodeDeploy hook scripts drive
+# Why two registries: base images are public in real life (Docker Hub), and the engine's mirror
+# config has no place for credentials; pushes are private, and go through WithRegistryAuth.
+#
+# Slow things are cached under $WEBAPP_DEV_CACHE (default /var/cache/webapp-dev), keyed by version:
+# the engine binaries, the Debian rootfs, the lint tools' virtualenv, the mirror's storage.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=dev/versions.env
+source "$ROOT/dev/versions.env"
+
+CACHE=${WEBAPP_DEV_CACHE:-/var/cache/webapp-dev}
+RUN=${WEBAPP_DEV_RUN:-/run/webapp-dev}
+ENGINE=$CACHE/dagger-$DAGGER_VERSION
+TOOLS=$CACHE/tools-$(sha256sum "$ROOT/dev/requirements-tools.txt" | cut -c1-12)
+ROOTFS_TAR=$CACHE/rootfs-$DEBIAN_SUITE-python-r$ROOTFS_REV.tar
+MIRROR_PORT=5000
+REGISTRY_PORT=5001
+MOTO_PORT=4566
+REGISTRY_USER=ci-pusher
+SSM_USER_PARAM=/webapp/registry/username
+SSM_PASSWORD_PARAM=/webapp/registry/password
+ENV_FILE=$RUN/env
+
+log() { printf 'dev/env: %s\n' "$*" >&2; }
+die() { printf 'dev/env: error: %s\n' "$*" >&2; exit 1; }
+need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and starts an engine): sudo $0 $*"; }
+
+APT_PACKAGES=(runc iptables dnsmasq-base containernetworking-plugins ca-certificates git pigz xz-utils
+  debootstrap docker-registry apache2-utils docker.io shellcheck yamllint curl iproute2 zip unzip tmux)
+
+install_packages() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # docker.io's package starts its own daemon (and docker-registry its own) where systemd runs:
+  # we run our own instances on our own sockets and ports instead.
+  systemctl disable --now docker.service docker.socket docker-registry.service >/dev/null 2>&1 || true
+}
+
+# Build the dagger CLI, engine, init and dnsname from the Go module (the proxy serves it; the
+# engine image registry is not reachable). Keyed by version; ~3 min cold on 2 cores.
+build_engine() {
+  [ -x "$ENGINE/bin/dagger-engine" ] && [ -x "$ENGINE/bin/dagger" ] && return 0
+  log "building Dagger $DAGGER_VERSION from source into $ENGINE (once; ~3-5 min)"
+  local src work
+  export GONOSUMDB='github.com/dagger/*,dagger.io/*' GOFLAGS=-mod=mod
+  src=$(cd /tmp && go mod download -json "github.com/dagger/dagger@$DAGGER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -d "$src" ] || die "go mod download github.com/dagger/dagger@$DAGGER_VERSION failed"
+  work=$(mktemp -d "$CACHE/.engine-src.XXXXXX")
+  cp -r "$src/." "$work/src"
+  chmod -R u+w "$work/src"
+  mkdir -p "$work/distconsts"
+  sed "s#@PREFIX@#$ENGINE#g" "$ROOT/dev/engine/distconsts.go.tmpl" > "$work/distconsts/distconsts.go"
+  printf 'module github.com/dagger/dagger/engine/distconsts\n\ngo 1.23\n' > "$work/distconsts/go.mod"
+  (
+    cd "$work/src"
+    go mod edit -dropreplace dagger.io/dagger -require "dagger.io/dagger@$DAGGER_VERSION" \
+      -replace "github.com/dagger/dagger/engine/distconsts=$work/distconsts"
+    go mod tidy >/dev/null 2>&1 || true
+    local ld="-s -w -X github.com/dagger/dagger/engine.Version=$DAGGER_VERSION -X github.com/dagger/dagger/engine.Tag=$DAGGER_VERSION"
+    mkdir -p "$work/bin"
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/dagger" ./cmd/dagger
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/dagger-engine" ./cmd/engine
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/dagger-init" ./cmd/init
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/dnsname" ./cmd/dnsname
+  ) || die "building the engine failed (see above); sources kept in $work"
+  mkdir -p "$ENGINE/bin" "$ENGINE/cni/bin" "$ENGINE/run" "$ENGINE/state" "$ENGINE/share/content"
+  mv "$work/bin/dnsname" "$ENGINE/cni/bin/dnsname"
+  mv "$work/bin/"* "$ENGINE/bin/"
+  rm -rf "$work"
+}
+
+link_runtime() {
+  mkdir -p "$ENGINE/bin" "$ENGINE/cni/bin" "$ENGINE/run" "$ENGINE/state" "$ENGINE/share/content"
+  ln -sf "$(command -v runc)" "$ENGINE/bin/runc"
+  local p
+  for p in bridge firewall host-local loopback; do ln -sf "/usr/lib/cni/$p" "$ENGINE/cni/bin/$p"; done
+}
+
+# A virtualenv with the pinned Python tools (moto_server, linters), keyed by the requirements' hash.
+install_tools() {
+  [ -f "$TOOLS/.complete" ] && return 0
+  log "installing Python tools into $TOOLS (once; ~1 min)"
+  rm -rf "$TOOLS"
+  python3 -m venv "$TOOLS"
+  "$TOOLS/bin/pip" install -q -r "$ROOT/dev/requirements-tools.txt" || die "pip install of dev/requirements-tools.txt failed"
+  touch "$TOOLS/.complete"
+}
+
+# python:3.13-slim stand-in: Debian trixie (Python 3.13) minbase with python3, venv and pip.
+build_rootfs() {
+  [ -s "$ROOTFS_TAR" ] && return 0
+  local dir mirror
+  mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  dir=$(mktemp -d "$CACHE/.rootfs.XXXXXX")
+  log "debootstrap $DEBIAN_SUITE from $mirror (once; ~80 s)"
+  debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
+    "$DEBIAN_SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 || die "debootstrap failed: see $dir.log"
+  # Trim what an image does not need, and make the tarball reproducible (sorted, fixed mtimes).
+  chroot "$dir" apt-get clean
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/* "$dir"/var/log/* "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/tmp/*
+  find "$dir/usr/lib" -name __pycache__ -type d -prune -exec rm -rf {} +
+  tar --sort=name --mtime='2025-01-01 00:00:00' --numeric-owner --owner=0 --group=0 \
+    --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* -C "$dir" -cf "$ROOTFS_TAR.tmp" .
+  mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+  rm -rf "$dir" "$dir.log"
+}
+
+install_crane() {
+  [ -x "$CACHE/bin/crane-$CRANE_VERSION" ] && return 0
+  log "installing crane $CRANE_VERSION"
+  GOBIN=$CACHE/.gobin go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+  mkdir -p "$CACHE/bin"; mv "$CACHE/.gobin/crane" "$CACHE/bin/crane-$CRANE_VERSION"
+}
+
+running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+# start NAME CMD... : run CMD in the background, logs in $RUN/NAME.log, pid in $RUN/NAME.pid
+start() {
+  local name=$1; shift
+  running "$name" && return 0
+  setsid "$@" >"$RUN/$name.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/$name.pid"
+}
+
+wait_for() { # wait_for WHAT CMD... : poll CMD up to 30 s
+  local what=$1 i; shift
+  for i in $(seq 1 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  die "$what did not come up in 30 s; its log: $RUN/${what}.log"
+}
+
+registry_config() { # registry_config NAME PORT STORAGE [HTPASSWD]
+  cat <<EOF
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $3}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$2
+EOF
+  [ -n "${4:-}" ] && printf 'auth:\n  htpasswd: {realm: webapp-dev, path: %s}\n' "$4"
+  return 0
+}
+
+start_registries() {
+  mkdir -p "$CACHE/mirror-storage" "$RUN/registry-storage"
+  registry_config mirror "$MIRROR_PORT" "$CACHE/mirror-storage" > "$RUN/mirror.yml"
+  start mirror docker-registry serve "$RUN/mirror.yml"
+  if [ ! -s "$RUN/registry.password" ]; then
+    # a fresh random password per environment: tests use it as the canary that must never leak
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$RUN/registry.password")
+  fi
+  (umask 077; htpasswd -Bbn "$REGISTRY_USER" "$(cat "$RUN/registry.password")" > "$RUN/htpasswd")
+  registry_config registry "$REGISTRY_PORT" "$RUN/registry-storage" "$RUN/htpasswd" > "$RUN/registry.yml"
+  start registry docker-registry serve "$RUN/registry.yml"
+  wait_for mirror curl -fsS "http://127.0.0.1:$MIRROR_PORT/v2/"
+  wait_for registry sh -c "curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:$REGISTRY_PORT/v2/ | grep -q 401"
+}
+
+publish_base_image() {
+  local ref=127.0.0.1:$MIRROR_PORT/library/$PYTHON_IMAGE crane=$CACHE/bin/crane-$CRANE_VERSION
+  local want; want=$(sha256sum "$ROOTFS_TAR" | cut -c1-16)
+  if [ "$("$crane" config "$ref" 2>/dev/null | grep -o "webapp.dev.rootfs=[0-9a-f]*" | head -1)" = "webapp.dev.rootfs=$want" ]; then
+    return 0
+  fi
+  log "publishing $PYTHON_IMAGE (Debian $DEBIAN_SUITE) to the docker.io mirror"
+  "$crane" append --insecure -f "$ROOTFS_TAR" -t "$ref.tmp" >/dev/null
+  "$crane" mutate --insecure "$ref.tmp" -t "$ref" \
+    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8 \
+    --label "webapp.dev.rootfs=$want" --cmd python3 >/dev/null
+}
+
+engine_config() {
+  cat <<EOF
+root = "$ENGINE/state"
+[grpc]
+  address = ["unix://$ENGINE/run/engine.sock"]
+[worker.oci]
+  cniBinaryPath = "$ENGINE/cni/bin"
+[registry."127.0.0.1:$MIRROR_PORT"]
+  http = true
+  insecure = true
+[registry."127.0.0.1:$REGISTRY_PORT"]
+  http = true
+  insecure = true
+[registry."docker.io"]
+  mirrors = ["127.0.0.1:$MIRROR_PORT"]
+EOF
+}
+
+start_engine() {
+  engine_config > "$RUN/engine.toml"
+  # A private mount namespace: the engine bind-mounts its own resolv.conf and would otherwise
+  # change the host's DNS. The host network namespace is kept so 127.0.0.1 services are reachable.
+  rm -f "$ENGINE/run/engine.sock"
+  PATH=$ENGINE/bin:$PATH start engine unshare --mount --propagation private -- \
+    "$ENGINE/bin/dagger-engine" --config "$RUN/engine.toml"
+  wait_for engine test -S "$ENGINE/run/engine.sock"
+}
+
+start_moto() {
+  start moto "$TOOLS/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  wait_for moto curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/"
+  local aws=("$TOOLS/bin/python" "$ROOT/dev/ssm_put.py")
+  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+  AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$MOTO_PORT "${aws[@]}" \
+    "$SSM_USER_PARAM=$REGISTRY_USER" "$SSM_PASSWORD_PARAM=@$RUN/registry.password"
+}
+
+start_dockerd() {
+  mkdir -p "$RUN/docker"
+  start dockerd dockerd --data-root "$CACHE/docker-data" --exec-root "$RUN/docker/exec" \
+    --host "unix://$RUN/docker.sock" --pidfile "$RUN/docker/dockerd.pid" \
+    --insecure-registry "127.0.0.1:$REGISTRY_PORT"
+  wait_for dockerd docker -H "unix://$RUN/docker.sock" version
+}
+
+write_env() {
+  (umask 077; cat > "$ENV_FILE.tmp" <<EOF
+export _EXPERIMENTAL_DAGGER_CLI_BIN=$ENGINE/bin/dagger
+export _EXPERIMENTAL_DAGGER_RUNNER_HOST=unix://$ENGINE/run/engine.sock
+export DAGGER_NO_NAG=1 DO_NOT_TRACK=1
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$MOTO_PORT
+export BUILD_IMAGE_REPO=127.0.0.1:$REGISTRY_PORT/webapp
+export BUILD_REGISTRY_USERNAME_PARAM=$SSM_USER_PARAM
+export BUILD_REGISTRY_PASSWORD_PARAM=$SSM_PASSWORD_PARAM
+export DOCKER_HOST=unix://$RUN/docker.sock
+export WEBAPP_DEV_TOOLS=$TOOLS/bin
+export WEBAPP_DEV_REGISTRY_PASSWORD_FILE=$RUN/registry.password
+export WEBAPP_DEV_CRANE=$CACHE/bin/crane-$CRANE_VERSION
+export PATH=$TOOLS/bin:\$PATH
+EOF
+  mv "$ENV_FILE.tmp" "$ENV_FILE")
+}
+
+cmd_up() {
+  need_root up
+  command -v go >/dev/null || die "Go is needed to build the engine: install Go >= 1.24"
+  mkdir -p "$CACHE" "$RUN"
+  install_packages
+  link_runtime
+  build_engine
+  install_tools
+  install_crane
+  build_rootfs
+  start_registries
+  publish_base_image
+  start_engine
+  start_moto
+  start_dockerd
+  write_env
+  log "up; use it with: source $ENV_FILE"
+  echo "$ENV_FILE"
+}
+
+stop() { # stop NAME: SIGTERM, then SIGKILL after 10 s
+  running "$1" || { rm -f "$RUN/$1.pid"; return 0; }
+  local pid i; pid=$(cat "$RUN/$1.pid")
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$RUN/$1.pid"
+}
+
+cmd_down() {
+  need_root down
+  local c
+  if running dockerd; then
+    for c in $(docker -H "unix://$RUN/docker.sock" ps -aq 2>/dev/null); do
+      docker -H "unix://$RUN/docker.sock" rm -f "$c" >/dev/null 2>&1 || true
+    done
+  fi
+  for c in dockerd moto engine registry mirror; do stop "$c"; done
+  # What the engine leaves behind (OFFLINE-ENGINE.md): its bridge, CNI chains, sockets.
+  ip link delete dagger0 2>/dev/null || true
+  ip link delete docker0 2>/dev/null || true
+  for c in CNI-FORWARD CNI-ADMIN; do
+    iptables -D FORWARD -j "$c" 2>/dev/null || true
+    iptables -F "$c" 2>/dev/null || true
+    iptables -X "$c" 2>/dev/null || true
+  done
+  rm -f "$ENGINE/run/engine.sock" /run/buildkit/buildkitd.sock
+  rm -rf "$RUN/registry-storage" "$RUN/docker" "$RUN/docker.sock" "$ENV_FILE"
+  log "down"
+}
+
+cmd_status() {
+  local c
+  for c in engine mirror registry moto dockerd; do
+    if running "$c"; then echo "$c: running (pid $(cat "$RUN/$c.pid"))"; else echo "$c: stopped"; fi
+  done
+}
+
+main() {
+  case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    env) [ -f "$ENV_FILE" ] || die "not up: run 'dev/env.sh up' first"; cat "$ENV_FILE" ;;
+    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
