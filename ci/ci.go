@@ -1,0 +1,173 @@
+// Package ci builds the Dagger graph of the webapp pipeline.
+//
+// Every function here only DESCRIBES work: it returns a *dagger.Container,
+// *dagger.Directory or a string and never calls Sync, Stdout, Export or
+// Publish. The command in cmd/build decides what to run and when.
+package ci
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"dagger.io/dagger"
+)
+
+// Paths inside the containers.
+const (
+	SrcDir       = "/src"      // app source in the lint/test container
+	AppDir       = "/app"      // app source in the runtime image
+	VenvDir      = "/opt/venv" // virtualenv in every container
+	ReportsDir   = "/tmp/reports"
+	PytestReport = ReportsDir + "/pytest.xml" // JUnit XML written by Test
+	Port         = 8080
+	User         = "10001:10001" // numeric, so the base image needs no useradd
+)
+
+// sourceExclude keeps caches, virtualenvs and build outputs out of the upload.
+var sourceExclude = []string{
+	".git", ".venv", "venv", "**/__pycache__", "**/.pytest_cache", "**/*.pyc",
+	"dist", "build", "*.egg-info", ".mypy_cache", ".tox",
+}
+
+// Source is the app directory (appDir, on the host) uploaded without caches
+// or build outputs.
+func Source(c *dagger.Client, appDir string) *dagger.Directory {
+	return c.Host().Directory(appDir, dagger.HostDirectoryOpts{Exclude: sourceExclude})
+}
+
+// PipCache is the shared pip download/wheel cache for one base image: its name
+// says what it holds and for which Python ("pip-cache-python-3.13-slim").
+func PipCache(c *dagger.Client, baseImage string) *dagger.CacheVolume {
+	return c.CacheVolume("pip-cache-" + slug(baseImage))
+}
+
+// venv is the base image with an empty virtualenv at /opt/venv on PATH.
+func venv(c *dagger.Client, baseImage string) *dagger.Container {
+	return c.Container().From(baseImage).
+		WithEnvVariable("PYTHONDONTWRITEBYTECODE", "1").
+		WithEnvVariable("PYTHONUNBUFFERED", "1").
+		WithEnvVariable("PIP_DISABLE_PIP_VERSION_CHECK", "1").
+		WithEnvVariable("PIP_NO_INPUT", "1").
+		WithEnvVariable("PIP_PROGRESS_BAR", "off").
+		WithExec([]string{"python3", "-m", "venv", VenvDir}).
+		WithEnvVariable("VIRTUAL_ENV", VenvDir).
+		WithEnvVariable("PATH", VenvDir+"/bin:${PATH}", dagger.ContainerWithEnvVariableOpts{Expand: true})
+}
+
+// pipInstall installs the given requirements files (paths inside the
+// container) into the venv, with the pip cache mounted (not part of any layer).
+func pipInstall(c *dagger.Client, ctr *dagger.Container, baseImage string, reqs ...string) *dagger.Container {
+	args := []string{"pip", "install"}
+	for _, r := range reqs {
+		args = append(args, "-r", r)
+	}
+	return ctr.
+		WithMountedCache("/root/.cache/pip", PipCache(c, baseImage)).
+		WithExec(args).
+		WithoutMount("/root/.cache/pip")
+}
+
+// Deps is the lint/test container: base image, venv with the runtime AND dev
+// requirements, then the source in /src. Only requirements*.txt are copied
+// before pip runs, so a code-only change does not re-run pip.
+func Deps(c *dagger.Client, baseImage string, src *dagger.Directory) *dagger.Container {
+	reqs := c.Directory().WithDirectory(".", src, dagger.DirectoryWithDirectoryOpts{
+		Include: []string{"requirements*.txt"},
+	})
+	ctr := venv(c, baseImage).
+		WithDirectory(SrcDir, reqs).
+		WithWorkdir(SrcDir)
+	return pipInstall(c, ctr, baseImage, "requirements.txt", "requirements-dev.txt").
+		WithDirectory(SrcDir, src)
+}
+
+// Lint runs flake8 (default output format, config from setup.cfg / .flake8)
+// over the source. Any exit code is accepted so the caller can read the exit
+// code and output.
+func Lint(deps *dagger.Container) *dagger.Container {
+	return deps.WithExec([]string{"flake8", "."}, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+}
+
+// Test runs pytest and writes JUnit XML to PytestReport. Any exit code is
+// accepted so the caller can read the report and the output even on failure.
+func Test(deps *dagger.Container) *dagger.Container {
+	return deps.
+		WithExec([]string{"mkdir", "-p", ReportsDir}).
+		WithExec([]string{"python", "-m", "pytest", "-p", "no:cacheprovider", "-rfE",
+			"--junitxml=" + PytestReport, "-o", "junit_family=xunit2"},
+			dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+}
+
+// ImageOpts are the build facts stamped into the runtime image.
+type ImageOpts struct {
+	BaseImage string
+	Revision  string // git commit (or "dev")
+	Version   string // APP_VERSION; the revision when empty
+	SourceURL string // org.opencontainers.image.source; omitted when empty
+	Created   string // RFC 3339; org.opencontainers.image.created
+	Title     string // org.opencontainers.image.title
+}
+
+// runtimeExclude is what the running service does not need.
+var runtimeExclude = []string{"tests", "requirements*.txt", "setup.cfg", ".flake8", "pytest.ini", "conftest.py"}
+
+// Image is the runtime image: base + a venv holding ONLY the runtime
+// requirements (built in a separate stage, so no pip cache and no dev tools),
+// the app code owned by root, running as a numeric non-root user, gunicorn
+// serving webapp:create_app() on 0.0.0.0:8080. The port is the image's
+// contract (image.env CONTAINER_PORT); workers, threads and timeouts come from
+// the app's gunicorn.conf.py, which gunicorn loads from the working dir.
+func Image(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Container {
+	reqs := c.Directory().WithFile("requirements.txt", src.File("requirements.txt"))
+	venvDir := pipInstall(c, venv(c, o.BaseImage).WithDirectory("/build", reqs).WithWorkdir("/build"),
+		o.BaseImage, "requirements.txt").Directory(VenvDir)
+
+	version := o.Version
+	if version == "" {
+		version = o.Revision
+	}
+	ctr := c.Container().From(o.BaseImage).
+		WithDirectory(VenvDir, venvDir).
+		WithDirectory(AppDir, src, dagger.ContainerWithDirectoryOpts{Exclude: runtimeExclude}).
+		WithWorkdir(AppDir).
+		WithEnvVariable("PATH", VenvDir+"/bin:${PATH}", dagger.ContainerWithEnvVariableOpts{Expand: true}).
+		WithEnvVariable("PYTHONDONTWRITEBYTECODE", "1").
+		WithEnvVariable("PYTHONUNBUFFERED", "1").
+		WithEnvVariable("APP_VERSION", version).
+		WithEnvVariable("REVISION", o.Revision).
+		WithLabel("org.opencontainers.image.title", o.Title).
+		WithLabel("org.opencontainers.image.revision", o.Revision).
+		WithLabel("org.opencontainers.image.version", version).
+		WithLabel("org.opencontainers.image.created", o.Created).
+		WithExposedPort(Port).
+		WithUser(User).
+		WithEntrypoint(nil).
+		WithDefaultArgs([]string{VenvDir + "/bin/gunicorn", "--bind", fmt.Sprintf("0.0.0.0:%d", Port), "webapp:create_app()"})
+	if o.SourceURL != "" {
+		ctr = ctr.WithLabel("org.opencontainers.image.source", o.SourceURL)
+	}
+	return ctr
+}
+
+// Bundle is the CodeDeploy revision without image.env: appspec.yml at the
+// root and the named hook scripts (file names in root/scripts) with mode
+// 0755, whatever mode they had in the source (a CODE_ZIP may lose it).
+// image.env names the pushed digest, so the caller adds it after publishing
+// (see ImageEnv).
+func Bundle(c *dagger.Client, root *dagger.Directory, scripts []string) *dagger.Directory {
+	dir := c.Directory().WithFile("appspec.yml", root.File("appspec.yml"))
+	for _, name := range scripts {
+		dir = dir.WithFile("scripts/"+name, root.File("scripts/"+name), dagger.DirectoryWithFileOpts{Permissions: 0o755})
+	}
+	return dir
+}
+
+var nonSlug = regexp.MustCompile(`[^a-z0-9.]+`)
+
+// slug turns an image reference into a cache-volume-safe name:
+// "python:3.13-slim" → "python-3.13-slim".
+func slug(s string) string {
+	s = s[strings.LastIndex(s, "/")+1:] // drop registry and namespace
+	return strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(s), "-"), "-")
+}

@@ -1,0 +1,63 @@
+package ci
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// ImageEnv is the content of bundle/image.env, sourced by the hook scripts
+// (format: docs/design.md). It holds names, never secret values.
+type ImageEnv struct {
+	Image                 string // repo@sha256:... (always by digest)
+	ImageTag              string // repo:revision, for humans
+	Revision              string
+	Registry              string
+	RegistryUsernameParam string
+	RegistryPasswordParam string
+	AWSRegion             string
+	ContainerName         string
+	ContainerPort         int
+}
+
+// shellSafe is what may appear unquoted on the right of KEY= in a sourced file.
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9@%+=:,./_-]+$`)
+
+var digestRef = regexp.MustCompile(`^[^@\s]+@sha256:[a-f0-9]{64}$`)
+
+// Render returns the KEY=value lines, or an error if the image is not named
+// by digest or a value is empty or not shell-safe.
+func (e ImageEnv) Render() (string, error) {
+	if !digestRef.MatchString(e.Image) {
+		return "", fmt.Errorf("image.env: IMAGE %q is not a reference by digest (repo@sha256:...)", e.Image)
+	}
+	kv := [][2]string{
+		{"IMAGE", e.Image},
+		{"IMAGE_TAG", e.ImageTag},
+		{"REVISION", e.Revision},
+		{"REGISTRY", e.Registry},
+		{"REGISTRY_USERNAME_PARAM", e.RegistryUsernameParam},
+		{"REGISTRY_PASSWORD_PARAM", e.RegistryPasswordParam},
+		{"AWS_REGION", e.AWSRegion},
+		{"CONTAINER_NAME", e.ContainerName},
+		{"CONTAINER_PORT", fmt.Sprint(e.ContainerPort)},
+	}
+	var b strings.Builder
+	for _, p := range kv {
+		if !shellSafe.MatchString(p[1]) {
+			return "", fmt.Errorf("image.env: %s=%q is empty or not shell-safe", p[0], p[1])
+		}
+		fmt.Fprintf(&b, "%s=%s\n", p[0], p[1])
+	}
+	return b.String(), nil
+}
+
+// RegistryHost is the registry part of an image repository
+// ("127.0.0.1:5001/webapp" → "127.0.0.1:5001", "library/python" → "docker.io").
+func RegistryHost(repo string) string {
+	host, _, ok := strings.Cut(repo, "/")
+	if ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+		return host
+	}
+	return "docker.io"
+}

@@ -1,0 +1,101 @@
+// Command build is the build phase of the webapp pipeline: lint, test, build
+// and publish the image, and write the CodeDeploy bundle (see docs/design.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+)
+
+// Globals are the flags every command takes.
+type Globals struct {
+	Timeout time.Duration `help:"Time limit for the whole run (default: ${default})." default:"30m" env:"BUILD_TIMEOUT"`
+	Verbose bool          `help:"Show the Dagger engine's progress output on stderr." env:"BUILD_VERBOSE"`
+}
+
+// CLI is the command line.
+type CLI struct {
+	Globals
+
+	Lint    LintCmd    `cmd:"" help:"Run flake8 on app/."`
+	Test    TestCmd    `cmd:"" help:"Run pytest on app/."`
+	Image   ImageCmd   `cmd:"" help:"Build the runtime image (optionally export it as an OCI tarball)."`
+	Publish PublishCmd `cmd:"" help:"Lint, test, build and push the image; write the artifacts directory."`
+	Check   CheckCmd   `cmd:"" help:"Validate a CodeDeploy bundle directory (and optionally a buildspec)."`
+	All     AllCmd     `cmd:"" help:"What CodeBuild runs: lint, test, image, check bundle, publish, write artifacts."`
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "build: error: %s\n", oneLine(err.Error()))
+		os.Exit(1)
+	}
+}
+
+// newParser builds the kong parser writing help to w; exit is called by kong
+// after --help.
+func newParser(cli *CLI, w io.Writer, exit func(int)) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("build"),
+		kong.Description("Build phase of the webapp pipeline (Dagger). Flags fall back to the environment variables shown."),
+		kong.Writers(w, w),
+		kong.Exit(exit),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	var cli CLI
+	parser, err := newParser(&cli, stdout, os.Exit)
+	if err != nil {
+		return err
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		return err
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, cli.Timeout)
+	defer cancel()
+
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	err = kctx.Run(&cli.Globals, log, stdoutW{stdout}, stderrW{stderr})
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("timed out after %s (raise --timeout or BUILD_TIMEOUT): %w", cli.Timeout, err)
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", err)
+	}
+	return err
+}
+
+// stdoutW and stderrW let commands receive the two writers by type.
+type (
+	stdoutW struct{ io.Writer }
+	stderrW struct{ io.Writer }
+)
+
+// oneLine folds a multi-line error into a single line.
+func oneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " | ")
+}

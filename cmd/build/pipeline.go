@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"dagger.io/dagger"
+
+	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/junit"
+)
+
+// pipeline is one engine session over one source checkout. It runs the
+// graphs that ci/ describes and records how long each step took.
+type pipeline struct {
+	c     *dagger.Client
+	log   *slog.Logger
+	errw  io.Writer // tool output (flake8, pytest) goes here
+	flags SourceFlags
+	src   *dagger.Directory
+	steps []step
+
+	deps *dagger.Container // built once, shared by lint and test
+}
+
+type step struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+const engineHelp = "start one with `sudo dev/env.sh up` and `source /run/webapp-dev/env`, " +
+	"or on a machine with Docker unset _EXPERIMENTAL_DAGGER_CLI_BIN and _EXPERIMENTAL_DAGGER_RUNNER_HOST so the SDK provisions its own engine"
+
+// connect opens the engine session. An unreachable engine is one line
+// saying how to get one.
+func connect(ctx context.Context, g *Globals, log *slog.Logger, f SourceFlags, errw stderrW) (*pipeline, error) {
+	appDir, err := f.appDir()
+	if err != nil {
+		return nil, err
+	}
+	host := os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST")
+	if sock, ok := strings.CutPrefix(host, "unix://"); ok {
+		if _, err := os.Stat(sock); err != nil {
+			return nil, fmt.Errorf("no Dagger engine at %s: %s", host, engineHelp)
+		}
+	}
+	var opts []dagger.ClientOpt
+	if g.Verbose {
+		opts = append(opts, dagger.WithLogOutput(errw))
+	}
+	start := time.Now()
+	c, err := dagger.Connect(ctx, opts...)
+	if err != nil {
+		if host == "" {
+			host = "(SDK-provisioned)"
+		}
+		return nil, fmt.Errorf("cannot connect to the Dagger engine %s: %s: %v", host, engineHelp, err)
+	}
+	log.Info("engine connected", "seconds", secs(time.Since(start)))
+	return &pipeline{c: c, log: log, errw: errw, flags: f, src: ci.Source(c, appDir)}, nil
+}
+
+func (p *pipeline) close() { _ = p.c.Close() }
+
+// timed runs fn and records its duration under name.
+func (p *pipeline) timed(name string, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	d := time.Since(start)
+	p.steps = append(p.steps, step{Name: name, Seconds: secs(d)})
+	p.log.Info("step done", "step", name, "seconds", secs(d), "ok", err == nil)
+	return err
+}
+
+func (p *pipeline) depsContainer(ctx context.Context) (*dagger.Container, error) {
+	if p.deps != nil {
+		return p.deps, nil
+	}
+	var deps *dagger.Container
+	err := p.timed("deps", func() error {
+		var err error
+		deps, err = ci.Deps(p.c, p.flags.BaseImage, p.src).Sync(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("install requirements (runtime + dev) on %s: %w", p.flags.BaseImage, explain(err))
+	}
+	p.deps = deps
+	return deps, nil
+}
+
+// lint runs flake8 and returns its JUnit report (also when it fails).
+func (p *pipeline) lint(ctx context.Context) ([]byte, error) {
+	deps, err := p.depsContainer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var report []byte
+	err = p.timed("lint", func() error {
+		ctr := ci.Lint(deps)
+		code, err := ctr.ExitCode(ctx)
+		if err != nil {
+			return fmt.Errorf("run flake8: %w", explain(err))
+		}
+		stdout, err := ctr.Stdout(ctx)
+		if err != nil {
+			return fmt.Errorf("read flake8 output: %w", explain(err))
+		}
+		stderr, _ := ctr.Stderr(ctx)
+		var problems int
+		report, problems = junit.FromFlake8(stdout, code)
+		if code == 0 {
+			return nil
+		}
+		fmt.Fprint(p.errw, stdout, stderr)
+		return fmt.Errorf("lint failed: flake8 exited %d with %d problem(s) (listed above): fix them, or adjust flake8's config in app/setup.cfg", code, problems)
+	})
+	return report, err
+}
+
+// test runs pytest and returns its JUnit report (also when tests fail).
+func (p *pipeline) test(ctx context.Context) ([]byte, error) {
+	deps, err := p.depsContainer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var report []byte
+	err = p.timed("test", func() error {
+		ctr := ci.Test(deps)
+		code, err := ctr.ExitCode(ctx)
+		if err != nil {
+			return fmt.Errorf("run pytest: %w", explain(err))
+		}
+		xml, xerr := ctr.File(ci.PytestReport).Contents(ctx)
+		if xerr == nil {
+			report = []byte(xml)
+		}
+		if code == 0 {
+			return nil
+		}
+		stdout, _ := ctr.Stdout(ctx)
+		stderr, _ := ctr.Stderr(ctx)
+		fmt.Fprint(p.errw, stdout, stderr)
+		return pytestError(code, report)
+	})
+	return report, err
+}
+
+// pytestError names the failing tests from the JUnit report.
+func pytestError(code int, report []byte) error {
+	switch code {
+	case 5:
+		return errors.New("tests failed: pytest collected no tests (exit 5): add tests under app/tests/")
+	case 2, 3, 4:
+		return fmt.Errorf("tests failed: pytest stopped with exit %d (usage, internal or collection error; output above): fix the test setup", code)
+	}
+	failed, err := junit.Failed(report)
+	if err != nil || len(failed) == 0 {
+		return fmt.Errorf("tests failed: pytest exited %d (output above)", code)
+	}
+	names := failed
+	if len(names) > 5 {
+		names = append(names[:5:5], fmt.Sprintf("and %d more", len(failed)-5))
+	}
+	return fmt.Errorf("tests failed: %d failing: %s (output above; JUnit in reports/pytest.xml)", len(failed), strings.Join(names, ", "))
+}
+
+// image builds the runtime image.
+func (p *pipeline) image(ctx context.Context, revision string) (*dagger.Container, error) {
+	img := ci.Image(p.c, p.src, ci.ImageOpts{
+		BaseImage: p.flags.BaseImage,
+		Revision:  revision,
+		SourceURL: sourceURL(ctx, p.flags.Source),
+		Created:   created(ctx, p.flags.Source),
+		Title:     "webapp",
+	})
+	err := p.timed("image", func() error {
+		var err error
+		img, err = img.Sync(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build image on %s: %w", p.flags.BaseImage, explain(err))
+	}
+	return img, nil
+}
+
+// explain turns a failed command inside the engine into a short description
+// with the tool's own output, so the final line says what failed.
+func explain(err error) error {
+	var ee *dagger.ExecError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	out := strings.TrimSpace(lastLines(ee.Stderr, 5))
+	if out == "" {
+		out = strings.TrimSpace(lastLines(ee.Stdout, 5))
+	}
+	return fmt.Errorf("%q exited %d: %s", strings.Join(ee.Cmd, " "), ee.ExitCode, out)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func secs(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"dagger.io/dagger"
+
+	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/ssmparam"
+)
+
+// buildInfo is out/build.json.
+type buildInfo struct {
+	Revision  string `json:"revision"`
+	Image     string `json:"image"`     // repo@sha256:...
+	ImageTag  string `json:"image_tag"` // repo:revision
+	Digest    string `json:"digest"`
+	BaseImage string `json:"base_image"`
+	Created   string `json:"created"`
+	Steps     []step `json:"steps"`
+}
+
+// release is `publish` (check=false) and `all` (check=true).
+//
+// Artifacts: the whole --out directory is built in a temp dir beside it and
+// renamed over the old one only when everything succeeded. When the run fails
+// after lint/test produced reports, ONLY out/reports is replaced (atomically,
+// the same way) so CodeBuild can show the failing tests; out/bundle and
+// out/build.json are left as they were (or absent), so nothing half-built can
+// be deployed.
+func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, errw stderrW,
+	sf SourceFlags, rf RevisionFlags, pf PublishFlags, of OutFlags, check bool) error {
+	if err := rf.resolve(ctx, sf.Source); err != nil {
+		return err
+	}
+	scripts, err := scriptNames(sf.Source)
+	if err != nil {
+		return err
+	}
+	p, err := connect(ctx, g, log, sf, errw)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+
+	// Check before acting: credentials first, so a missing parameter fails in
+	// a second, not after the build. The password goes straight into a Dagger
+	// secret and is only ever handed to WithRegistryAuth.
+	user, password, err := registryCreds(ctx, p.c, pf)
+	if err != nil {
+		return err
+	}
+
+	reports := map[string][]byte{}
+	flake8, lintErr := p.lint(ctx)
+	pytest, testErr := p.test(ctx)
+	if flake8 != nil {
+		reports["flake8.xml"] = flake8
+	}
+	if pytest != nil {
+		reports["pytest.xml"] = pytest
+	}
+	fail := func(err error) error {
+		if len(reports) > 0 {
+			dir := filepath.Join(of.Out, "reports")
+			if werr := writeDirAtomic(dir, func(tmp string) error { return writeFiles(tmp, reports) }); werr != nil {
+				return errors.Join(err, fmt.Errorf("write reports: %w", werr))
+			}
+			log.Info("reports written", "dir", dir)
+		}
+		return err
+	}
+	if err := errors.Join(lintErr, testErr); err != nil {
+		return fail(err)
+	}
+
+	img, err := p.image(ctx, rf.Revision)
+	if err != nil {
+		return fail(err)
+	}
+
+	var ref string
+	err = writeDirAtomic(of.Out, func(tmp string) error {
+		bundleDir := filepath.Join(tmp, "bundle")
+		root := p.c.Host().Directory(sf.Source, dagger.HostDirectoryOpts{Include: []string{"appspec.yml", "scripts/"}})
+		if _, err := ci.Bundle(p.c, root, scripts).Export(ctx, bundleDir); err != nil {
+			return fmt.Errorf("export bundle: %w", explain(err))
+		}
+		if check {
+			if err := p.timed("check", func() error { return checkBundle(bundleDir, buildspecIfAny(sf.Source)) }); err != nil {
+				return err
+			}
+		}
+		tag := pf.ImageRepo + ":" + rf.Revision
+		registry := ci.RegistryHost(pf.ImageRepo)
+		err := p.timed("publish", func() error {
+			var err error
+			ref, err = img.WithRegistryAuth(registry, user, password).Publish(ctx, tag)
+			return err
+		})
+		if err != nil {
+			return publishError(registry, pf, err)
+		}
+		_, digest, _ := strings.Cut(ref, "@")
+		ref = pf.ImageRepo + "@" + digest
+		env, err := ci.ImageEnv{
+			Image: ref, ImageTag: tag, Revision: rf.Revision, Registry: registry,
+			RegistryUsernameParam: pf.RegistryUsernameParam, RegistryPasswordParam: pf.RegistryPasswordParam,
+			AWSRegion: regionOf(pf), ContainerName: "webapp", ContainerPort: ci.Port,
+		}.Render()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(bundleDir, "image.env"), []byte(env), 0o644); err != nil {
+			return err
+		}
+		if err := writeFiles(filepath.Join(tmp, "reports"), reports); err != nil {
+			return err
+		}
+		info, _ := json.MarshalIndent(buildInfo{
+			Revision: rf.Revision, Image: ref, ImageTag: tag, Digest: digest,
+			BaseImage: sf.BaseImage, Created: created(ctx, sf.Source), Steps: p.steps,
+		}, "", "  ")
+		return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	log.Info("published", "image", ref, "out", of.Out)
+	fmt.Fprintln(stdout, ref)
+	return nil
+}
+
+// registryCreds reads the registry username and password from SSM; the
+// password comes back only as a Dagger secret.
+func registryCreds(ctx context.Context, c *dagger.Client, pf PublishFlags) (string, *dagger.Secret, error) {
+	r, err := ssmparam.New(ctx, pf.Region)
+	if err != nil {
+		return "", nil, err
+	}
+	user, err := r.Get(ctx, pf.RegistryUsernameParam)
+	if err != nil {
+		return "", nil, err
+	}
+	pw, err := r.Get(ctx, pf.RegistryPasswordParam)
+	if err != nil {
+		return "", nil, err
+	}
+	return user, c.SetSecret("registry-password", pw), nil
+}
+
+// publishError makes a rejected login one clear line; nothing was pushed.
+func publishError(registry string, pf PublishFlags, err error) error {
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"401", "unauthorized", "authentication required", "403", "denied"} {
+		if strings.Contains(msg, s) {
+			return fmt.Errorf("registry %s rejected the credentials from SSM parameters %s and %s: fix their values (nothing was published)",
+				registry, pf.RegistryUsernameParam, pf.RegistryPasswordParam)
+		}
+	}
+	return fmt.Errorf("push to %s: %w", pf.ImageRepo, explain(err))
+}
+
+// regionOf is the region written to image.env: the flag, else AWS_REGION,
+// else AWS_DEFAULT_REGION.
+func regionOf(pf PublishFlags) string {
+	for _, r := range []string{pf.Region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")} {
+		if r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
+// scriptNames lists the regular files in source/scripts.
+func scriptNames(source string) ([]string, error) {
+	if _, err := os.Stat(filepath.Join(source, "appspec.yml")); err != nil {
+		return nil, fmt.Errorf("no appspec.yml in --source %q: the bundle needs it at the repository root", source)
+	}
+	entries, err := os.ReadDir(filepath.Join(source, "scripts"))
+	if err != nil {
+		return nil, fmt.Errorf("no scripts/ directory in --source %q: the bundle needs the hook scripts", source)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+func buildspecIfAny(source string) string {
+	p := filepath.Join(source, "buildspec.yml")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
+
+// sourceURL is the repository URL for the OCI source label, without any
+// credentials: CODEBUILD_SOURCE_REPO_URL, else git's origin, else "".
+func sourceURL(ctx context.Context, source string) string {
+	raw := os.Getenv("CODEBUILD_SOURCE_REPO_URL")
+	if raw == "" {
+		out, _ := exec.CommandContext(ctx, "git", "-C", source, "config", "--get", "remote.origin.url").Output()
+		raw = strings.TrimSpace(string(out))
+	}
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = nil
+		raw = u.String()
+	}
+	return raw
+}
+
+// created is the commit time of HEAD (so rebuilding a commit gives the same
+// label), else now.
+func created(ctx context.Context, source string) string {
+	out, err := exec.CommandContext(ctx, "git", "-C", source, "log", "-1", "--format=%cI").Output()
+	if t, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(out))); err == nil && perr == nil {
+		return t.UTC().Format(time.RFC3339)
+	}
+	return time.Now().UTC().Format(time.RFC3339)
+}
