@@ -1,0 +1,218 @@
+// Package devenv drives the CodeDeploy hooks against the dev environment (dev/env.sh up): it
+// builds small test images, pushes them to the htpasswd registry, lays out deploy bundles from
+// the repository's appspec.yml and scripts/, and probes the health endpoint. Used by the
+// integration tests of internal/codedeploy and by cmd/downtime.
+package devenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Env is what the hooks need from the dev environment (the variables of /run/webapp-dev/env).
+type Env struct {
+	DockerHost   string // a dockerd of its own: the "instance"
+	SSMEndpoint  string // moto_server
+	Region       string
+	AccessKey    string
+	SecretKey    string
+	ToolsBin     string // holds the aws CLI
+	PasswordFile string // the registry password (the canary that must never leak)
+	Registry     string // host:port of the htpasswd registry
+	Username     string
+}
+
+// FromEnviron reads Env from the process environment, naming every missing variable.
+func FromEnviron() (Env, error) {
+	e := Env{
+		DockerHost:   os.Getenv("DOCKER_HOST"),
+		SSMEndpoint:  os.Getenv("AWS_ENDPOINT_URL_SSM"),
+		Region:       os.Getenv("AWS_REGION"),
+		AccessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
+		SecretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
+		ToolsBin:     os.Getenv("WEBAPP_DEV_TOOLS"),
+		PasswordFile: os.Getenv("WEBAPP_DEV_REGISTRY_PASSWORD_FILE"),
+		Registry:     "127.0.0.1:5001",
+		Username:     "ci-pusher",
+	}
+	if repo := os.Getenv("BUILD_IMAGE_REPO"); repo != "" {
+		e.Registry, _, _ = strings.Cut(repo, "/")
+	}
+	var missing []string
+	for name, v := range map[string]string{
+		"DOCKER_HOST": e.DockerHost, "AWS_ENDPOINT_URL_SSM": e.SSMEndpoint, "AWS_REGION": e.Region,
+		"AWS_ACCESS_KEY_ID": e.AccessKey, "AWS_SECRET_ACCESS_KEY": e.SecretKey,
+		"WEBAPP_DEV_TOOLS": e.ToolsBin, "WEBAPP_DEV_REGISTRY_PASSWORD_FILE": e.PasswordFile,
+	} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return e, fmt.Errorf("dev environment not loaded (missing %s): run `bash dev/env.sh up` and `source /run/webapp-dev/env`",
+			strings.Join(missing, ", "))
+	}
+	return e, nil
+}
+
+// Password is the registry password (for leak checks; never log it).
+func (e Env) Password() (string, error) {
+	b, err := os.ReadFile(e.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("read registry password: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// HookEnv is the instance settings the hooks get (Options.Env): the dev dockerd, moto, the aws
+// CLI's directory, HOST_PORT, a docker config dir of the caller's (logins stay out of ~/.docker),
+// and no /etc/webapp/deploy.env.
+func (e Env) HookEnv(hostPort int, dockerConfig string, extra ...string) []string {
+	return append([]string{
+		"DOCKER_HOST=" + e.DockerHost,
+		"DOCKER_CONFIG=" + dockerConfig,
+		"AWS_ENDPOINT_URL_SSM=" + e.SSMEndpoint,
+		"AWS_ACCESS_KEY_ID=" + e.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + e.SecretKey,
+		"EXTRA_PATH=" + e.ToolsBin,
+		"WEBAPP_DEPLOY_ENV=/nonexistent/deploy.env",
+		fmt.Sprintf("HOST_PORT=%d", hostPort),
+	}, extra...)
+}
+
+// Docker runs the docker CLI against the dev dockerd with the given config dir and returns
+// its stdout; the error carries stderr.
+func (e Env) Docker(ctx context.Context, dockerConfig string, stdin []byte, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.DockerHost, "DOCKER_CONFIG="+dockerConfig)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// BuildImage builds testdata/deploy/image with VERSION and HEALTH_STATUS, pushes it to the
+// registry as repo:tag, removes the local copy (so the hooks must log in and pull), and returns
+// the reference by digest.
+func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthStatus int) (string, error) {
+	cfg, err := os.MkdirTemp("", "devenv-docker-config-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(cfg)
+	password, err := e.Password()
+	if err != nil {
+		return "", err
+	}
+	if _, err := e.Docker(ctx, cfg, []byte(password), "login", "--username", e.Username, "--password-stdin", e.Registry); err != nil {
+		return "", err
+	}
+	ref := e.Registry + "/" + repo + ":" + tag
+	if _, err := e.Docker(ctx, cfg, nil, "build", "--quiet", "--tag", ref,
+		"--build-arg", "VERSION="+tag, "--build-arg", fmt.Sprintf("HEALTH_STATUS=%d", healthStatus),
+		filepath.Join(repoRoot, "testdata", "deploy", "image")); err != nil {
+		return "", err
+	}
+	if _, err := e.Docker(ctx, cfg, nil, "push", "--quiet", ref); err != nil {
+		return "", err
+	}
+	digest, err := e.Docker(ctx, cfg, nil, "image", "inspect", "--format", "{{index .RepoDigests 0}}", ref)
+	if err != nil {
+		return "", err
+	}
+	if _, err := e.Docker(ctx, cfg, nil, "image", "rm", ref); err != nil {
+		return "", err
+	}
+	return digest, nil
+}
+
+// ImageEnv is what a test bundle's image.env names (the rest comes from Env).
+type ImageEnv struct {
+	Image         string // by digest
+	Revision      string
+	ContainerName string
+}
+
+// WriteBundle lays out a deploy bundle in dir as the build does: the repository's appspec.yml
+// and scripts/ (modes kept), plus image.env.
+func (e Env) WriteBundle(repoRoot, dir string, img ImageEnv) error {
+	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
+		return err
+	}
+	if err := copyFile(filepath.Join(repoRoot, "appspec.yml"), filepath.Join(dir, "appspec.yml")); err != nil {
+		return err
+	}
+	scripts, err := filepath.Glob(filepath.Join(repoRoot, "scripts", "*.sh"))
+	if err != nil || len(scripts) == 0 {
+		return fmt.Errorf("no scripts in %s/scripts (%v)", repoRoot, err)
+	}
+	for _, s := range scripts {
+		if err := copyFile(s, filepath.Join(dir, "scripts", filepath.Base(s))); err != nil {
+			return err
+		}
+	}
+	repo, _, _ := strings.Cut(img.Image, "@")
+	env := fmt.Sprintf(`IMAGE=%s
+IMAGE_TAG=%s:%s
+REVISION=%s
+REGISTRY=%s
+REGISTRY_USERNAME_PARAM=/webapp/registry/username
+REGISTRY_PASSWORD_PARAM=/webapp/registry/password
+AWS_REGION=%s
+CONTAINER_NAME=%s
+CONTAINER_PORT=8080
+`, img.Image, repo, img.Revision, img.Revision, e.Registry, e.Region, img.ContainerName)
+	return os.WriteFile(filepath.Join(dir, "image.env"), []byte(env), 0o644)
+}
+
+func copyFile(src, dst string) error {
+	info, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, info.Mode().Perm())
+}
+
+// RepoRoot walks up from the working directory to the directory holding go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 right now.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

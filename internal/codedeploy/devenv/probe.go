@@ -1,0 +1,89 @@
+package devenv
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Prober hits a URL every Interval and measures the longest time without a successful answer.
+type Prober struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	report Report
+}
+
+// Report of a probe run.
+type Report struct {
+	Requests   int
+	Failures   int
+	LongestGap time.Duration // longest time from the last 2xx before a failure to the next 2xx
+	Bodies     []string      // distinct 2xx bodies, in the order first seen
+}
+
+// StartProber starts probing url every interval until Stop (at most maxRequests requests).
+func StartProber(url string, interval time.Duration, maxRequests int) *Prober {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Prober{cancel: cancel, done: make(chan struct{})}
+	go p.run(ctx, url, interval, maxRequests)
+	return p
+}
+
+func (p *Prober) run(ctx context.Context, url string, interval time.Duration, maxRequests int) {
+	defer close(p.done)
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var lastOK time.Time
+	failing := false
+	for i := 0; i < maxRequests; i++ {
+		ok, body := probeOnce(ctx, client, url)
+		now := time.Now()
+		p.mu.Lock()
+		p.report.Requests++
+		if ok {
+			if failing && !lastOK.IsZero() && now.Sub(lastOK) > p.report.LongestGap {
+				p.report.LongestGap = now.Sub(lastOK)
+			}
+			failing, lastOK = false, now
+			if n := len(p.report.Bodies); n == 0 || p.report.Bodies[n-1] != body {
+				p.report.Bodies = append(p.report.Bodies, body)
+			}
+		} else if ctx.Err() == nil {
+			p.report.Failures++
+			failing = true
+		}
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func probeOnce(ctx context.Context, client *http.Client, url string) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, ""
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode/100 == 2, string(body)
+}
+
+// Stop ends the probing and returns the report.
+func (p *Prober) Stop() Report {
+	p.cancel()
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.report
+}
