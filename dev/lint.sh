@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Every linter on the repo, with the pinned tools; exits non-zero on any finding.
+#
+#   bash dev/lint.sh        (or: make lint)
+#
+# Tools: shellcheck and the pinned Python tools of the dev environment (yamllint, cfn-lint,
+# checkov from dev/requirements-*.txt). They are taken from PATH; if cfn-lint is not on PATH and
+# the dev environment is up, its env file is sourced first. A tool whose version differs from its
+# pin is an error: a different version finds different things. flake8 is not run here: the build
+# runs it (inside the image's Python) and reports it as JUnit.
+#
+# Runs every tool even when an earlier one fails, prints one summary line per tool, and changes
+# nothing in the tree (safe to re-run).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEV_ENV_FILE=${WEBAPP_DEV_RUN:-/run/webapp-dev}/env
+TEMPLATE=infra/template.yml
+
+log() { printf 'dev/lint: %s\n' "$*" >&2; }
+die() { printf 'dev/lint: error: %s\n' "$*" >&2; exit 2; }
+need_cmd() { command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH ($2)"; }
+
+SUMMARY=()
+FAILED=0
+# record TOOL FINDINGS DETAIL : one summary line; any finding fails the run.
+record() {
+  local status=ok
+  if [ "$2" -ne 0 ]; then status=FAIL; FAILED=1; fi
+  SUMMARY+=("$(printf '%-10s %-4s %s' "$1" "$status" "$3")")
+}
+
+# The tools venv is on PATH after `source /run/webapp-dev/env`; pick it up if it is not yet.
+find_tools() {
+  if ! command -v cfn-lint >/dev/null 2>&1 && [ -r "$DEV_ENV_FILE" ]; then
+    log "sourcing $DEV_ENV_FILE for the pinned tools"
+    # shellcheck source=/dev/null
+    source "$DEV_ENV_FILE"
+  fi
+  local hint="run 'bash dev/env.sh up' and 'source $DEV_ENV_FILE'"
+  need_cmd shellcheck "apt-get install shellcheck"
+  need_cmd yamllint "$hint"
+  need_cmd cfn-lint "$hint"
+  need_cmd checkov "$hint"
+}
+
+# pin_of NAME : the version NAME is pinned to in dev/requirements-*.txt (empty if none).
+pin_of() {
+  sed -n "s/^$1==\([^ ;#]*\).*/\1/p" "$ROOT"/dev/requirements-*.txt 2>/dev/null | head -n 1
+}
+
+# check_pin NAME VERSION : fail when NAME is pinned and VERSION is not the pin.
+check_pin() {
+  local pin
+  pin=$(pin_of "$1")
+  if [ -z "$pin" ]; then
+    log "$1 has no pin in dev/requirements-*.txt; using $2"
+  elif [ "$pin" != "$2" ]; then
+    die "$1 $2 on PATH ($(command -v "$1")), pinned $pin: use the dev environment's tools" \
+      "(source $DEV_ENV_FILE)"
+  fi
+}
+
+run_shellcheck() {
+  local files=() f out n version
+  for f in scripts/*.sh dev/*.sh .ci/run; do
+    [ -f "$f" ] && files+=("$f")
+  done
+  version=$(shellcheck --version | sed -n 's/^version: //p')
+  out=$(shellcheck --external-sources --format=gcc "${files[@]}" || true)
+  n=0
+  [ -z "$out" ] || { printf '%s\n' "$out" >&2; n=$(printf '%s\n' "$out" | wc -l); }
+  record shellcheck "$n" "$n findings in ${#files[@]} files (shellcheck $version)"
+}
+
+# yaml_files : every YAML file git knows about (tracked or new, not ignored), one per line.
+yaml_files() {
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files --cached --others --exclude-standard -- '*.yml' '*.yaml' .yamllint | sort -u
+  else
+    find . \( -name .git -o -name .venv -o -name dist -o -name node_modules \) -prune -o \
+      -type f \( -name '*.yml' -o -name '*.yaml' -o -name .yamllint \) -print | sed 's#^\./##' | sort
+  fi
+}
+
+run_yamllint() {
+  local version out errors warnings files=()
+  version=$(yamllint --version | awk '{print $2}')
+  check_pin yamllint "$version"
+  mapfile -t files < <(yaml_files)
+  [ "${#files[@]}" -gt 0 ] || die "no YAML files found under $ROOT"
+  out=$(yamllint --strict --format parsable -c .yamllint "${files[@]}" || true)
+  errors=$(printf '%s\n' "$out" | grep -c ' \[error\] ' || true)
+  warnings=$(printf '%s\n' "$out" | grep -c ' \[warning\] ' || true)
+  [ -z "$out" ] || printf '%s\n' "$out" >&2
+  record yamllint $((errors + warnings)) \
+    "$errors errors, $warnings warnings in ${#files[@]} files (yamllint $version)"
+}
+
+run_cfn_lint() {
+  local version out rc=0 errors warnings infos
+  version=$(cfn-lint --version | awk '{print $2}')
+  check_pin cfn-lint "$version"
+  out=$(cfn-lint --format parseable -- "$TEMPLATE") || rc=$?
+  errors=$(printf '%s\n' "$out" | grep -cE ':E[0-9]+:' || true)
+  warnings=$(printf '%s\n' "$out" | grep -cE ':W[0-9]+:' || true)
+  infos=$(printf '%s\n' "$out" | grep -cE ':I[0-9]+:' || true)
+  [ -z "$out" ] || printf '%s\n' "$out" >&2
+  # A non-zero exit without a parsed finding (a crash) still counts as a failure.
+  local n=$((errors + warnings + infos))
+  [ "$rc" -eq 0 ] || [ "$n" -gt 0 ] || n=1
+  record cfn-lint "$n" \
+    "$errors errors, $warnings warnings, $infos informational in $TEMPLATE (cfn-lint $version)"
+}
+
+run_checkov() {
+  local version out rc=0 passed failed skipped
+  version=$(checkov --version)
+  check_pin checkov "$version"
+  # --skip-download: no calls home for guideline links (and no network needed).
+  out=$(checkov --file "$TEMPLATE" --framework cloudformation --quiet --compact --skip-download \
+    2>&1) || rc=$?
+  read -r passed failed skipped < <(printf '%s\n' "$out" |
+    sed -n 's/.*Passed checks: \([0-9]*\), Failed checks: \([0-9]*\), Skipped checks: \([0-9]*\).*/\1 \2 \3/p' |
+    head -n 1) || true
+  if [ -z "${passed:-}" ]; then
+    printf '%s\n' "$out" >&2
+    record checkov 1 "no result summary (checkov exit $rc) (checkov $version)"
+    return
+  fi
+  [ "$failed" -eq 0 ] || printf '%s\n' "$out" >&2
+  local n=$failed
+  [ "$rc" -eq 0 ] || [ "$n" -gt 0 ] || n=1
+  record checkov "$n" \
+    "$passed passed, $failed failed, $skipped skipped (reasons in the resources' Metadata) (checkov $version)"
+}
+
+main() {
+  cd "$ROOT"
+  find_tools
+  run_shellcheck
+  run_yamllint
+  run_cfn_lint
+  run_checkov
+  local line
+  for line in "${SUMMARY[@]}"; do log "$line"; done
+  if [ "$FAILED" -ne 0 ]; then
+    log "FAILED: fix the findings above"
+    return 1
+  fi
+  log "all linters clean"
+}
+
+main "$@"
