@@ -20,7 +20,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=dev/versions.env
+# shellcheck source=SCRIPTDIR/versions.env
 source "$ROOT/dev/versions.env"
 
 CACHE=${WEBAPP_DEV_CACHE:-/var/cache/webapp-dev}
@@ -98,14 +98,23 @@ link_runtime() {
   for p in bridge firewall host-local loopback; do ln -sf "/usr/lib/cni/$p" "$ENGINE/cni/bin/$p"; done
 }
 
-# A virtualenv with the pinned Python tools (moto_server, linters), keyed by the requirements' hash.
+# Virtualenvs with the pinned Python tools (moto_server, aws, linters), each keyed by its
+# requirements file's hash; checkov's is linked into the main one so one PATH entry serves.
+venv_key() { sha256sum "$ROOT/dev/$1" | cut -c1-12; }
+install_venv() { # install_venv DIR REQUIREMENTS
+  [ -f "$1/.complete" ] && return 0
+  log "installing $2 into $1 (once; ~1 min)"
+  rm -rf "$1"
+  python3 -m venv "$1"
+  "$1/bin/pip" install -q -r "$ROOT/dev/$2" || die "pip install -r dev/$2 failed"
+  touch "$1/.complete"
+}
 install_tools() {
-  [ -f "$TOOLS/.complete" ] && return 0
-  log "installing Python tools into $TOOLS (once; ~1 min)"
-  rm -rf "$TOOLS"
-  python3 -m venv "$TOOLS"
-  "$TOOLS/bin/pip" install -q -r "$ROOT/dev/requirements-tools.txt" || die "pip install of dev/requirements-tools.txt failed"
-  touch "$TOOLS/.complete"
+  local checkov
+  checkov=$CACHE/checkov-$(venv_key requirements-checkov.txt)
+  install_venv "$TOOLS" requirements-tools.txt
+  install_venv "$checkov" requirements-checkov.txt
+  ln -sf "$checkov/bin/checkov" "$TOOLS/bin/checkov"
 }
 
 # python:3.13-slim stand-in: Debian trixie (Python 3.13) minbase with python3, venv and pip.
@@ -131,23 +140,31 @@ build_rootfs() {
 install_crane() {
   [ -x "$CACHE/bin/crane-$CRANE_VERSION" ] && return 0
   log "installing crane $CRANE_VERSION"
-  GOBIN=$CACHE/.gobin go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+  GOBIN=$CACHE/.gobin GOFLAGS=-mod=mod go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
   mkdir -p "$CACHE/bin"; mv "$CACHE/.gobin/crane" "$CACHE/bin/crane-$CRANE_VERSION"
 }
 
-running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+# running NAME: its pid file names a live process that is still the one we started (a pid
+# left by a killed session may have been reused: the start time in /proc tells them apart).
+starttime() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }
+running() {
+  [ -f "$RUN/$1.pid" ] || return 1
+  local pid stamp
+  read -r pid stamp < "$RUN/$1.pid"
+  [ -n "$stamp" ] && [ "$(starttime "$pid")" = "$stamp" ]
+}
 
 # start NAME CMD... : run CMD in the background, logs in $RUN/NAME.log, pid in $RUN/NAME.pid
 start() {
   local name=$1; shift
   running "$name" && return 0
   setsid "$@" >"$RUN/$name.log" 2>&1 < /dev/null &
-  echo $! > "$RUN/$name.pid"
+  echo "$! $(starttime $!)" > "$RUN/$name.pid"
 }
 
 wait_for() { # wait_for WHAT CMD... : poll CMD up to 30 s
-  local what=$1 i; shift
-  for i in $(seq 1 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  local what=$1; shift
+  for _ in $(seq 1 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
   die "$what did not come up in 30 s; its log: $RUN/${what}.log"
 }
 
@@ -182,15 +199,15 @@ start_registries() {
 
 publish_base_image() {
   local ref=127.0.0.1:$MIRROR_PORT/library/$PYTHON_IMAGE crane=$CACHE/bin/crane-$CRANE_VERSION
-  local want; want=$(sha256sum "$ROOTFS_TAR" | cut -c1-16)
-  if [ "$("$crane" config "$ref" 2>/dev/null | grep -o "webapp.dev.rootfs=[0-9a-f]*" | head -1)" = "webapp.dev.rootfs=$want" ]; then
+  local want; want=$(sha256sum "$ROOTFS_TAR" | cut -c1-16)-linux-amd64
+  if [ "$("$crane" config "$ref" 2>/dev/null | grep -o '"webapp.dev.rootfs":"[0-9a-z-]*"')" = "\"webapp.dev.rootfs\":\"$want\"" ]; then
     return 0
   fi
   log "publishing $PYTHON_IMAGE (Debian $DEBIAN_SUITE) to the docker.io mirror"
-  "$crane" append --insecure -f "$ROOTFS_TAR" -t "$ref.tmp" >/dev/null
-  "$crane" mutate --insecure "$ref.tmp" -t "$ref" \
+  "$crane" append --insecure -f "$ROOTFS_TAR" -t "$ref.tmp" >"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
+  "$crane" mutate --insecure "$ref.tmp" -t "$ref" --set-platform linux/amd64 \
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8 \
-    --label "webapp.dev.rootfs=$want" --cmd python3 >/dev/null
+    --label "webapp.dev.rootfs=$want" --cmd python3 >>"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
 }
 
 engine_config() {
@@ -212,6 +229,7 @@ EOF
 }
 
 start_engine() {
+  running engine && return 0
   engine_config > "$RUN/engine.toml"
   # A private mount namespace: the engine bind-mounts its own resolv.conf and would otherwise
   # change the host's DNS. The host network namespace is kept so 127.0.0.1 services are reachable.
@@ -225,7 +243,7 @@ start_moto() {
   start moto "$TOOLS/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   wait_for moto curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/"
   local aws=("$TOOLS/bin/python" "$ROOT/dev/ssm_put.py")
-  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+  AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
   AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$MOTO_PORT "${aws[@]}" \
     "$SSM_USER_PARAM=$REGISTRY_USER" "$SSM_PASSWORD_PARAM=@$RUN/registry.password"
 }
@@ -243,7 +261,7 @@ write_env() {
 export _EXPERIMENTAL_DAGGER_CLI_BIN=$ENGINE/bin/dagger
 export _EXPERIMENTAL_DAGGER_RUNNER_HOST=unix://$ENGINE/run/engine.sock
 export DAGGER_NO_NAG=1 DO_NOT_TRACK=1
-export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 export AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$MOTO_PORT
 export BUILD_IMAGE_REPO=127.0.0.1:$REGISTRY_PORT/webapp
 export BUILD_REGISTRY_USERNAME_PARAM=$SSM_USER_PARAM
@@ -279,9 +297,9 @@ cmd_up() {
 
 stop() { # stop NAME: SIGTERM, then SIGKILL after 10 s
   running "$1" || { rm -f "$RUN/$1.pid"; return 0; }
-  local pid i; pid=$(cat "$RUN/$1.pid")
+  local pid; read -r pid _ < "$RUN/$1.pid"
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$RUN/$1.pid"
 }
@@ -311,7 +329,7 @@ cmd_down() {
 cmd_status() {
   local c
   for c in engine mirror registry moto dockerd; do
-    if running "$c"; then echo "$c: running (pid $(cat "$RUN/$c.pid"))"; else echo "$c: stopped"; fi
+    if running "$c"; then echo "$c: running (pid $(cut -d' ' -f1 "$RUN/$c.pid"))"; else echo "$c: stopped"; fi
   done
 }
 

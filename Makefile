@@ -1,0 +1,18 @@
+# The two commands a new user needs (see README.md). Both run as root: the first run installs
+# Debian packages and builds a Dagger engine from source (cached under /var/cache/webapp-dev).
+.PHONY: build test up down lint
+
+build: ## run the build CodeBuild runs (lint, test, image, publish, deploy bundle in dist/)
+	bash dev/build.sh
+
+test: ## run every test: linters, go vet, unit and integration tests against the real services
+	bash dev/test.sh
+
+up: ## start the dev environment only (prints the env file to source)
+	bash dev/env.sh up
+
+down: ## stop the dev environment and remove what it created (caches stay)
+	bash dev/env.sh down
+
+lint:
+	bash dev/lint.sh
