@@ -96,6 +96,9 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		if _, err := ci.Bundle(p.c, root, scripts).Export(ctx, bundleDir); err != nil {
 			return fmt.Errorf("export bundle: %w", explain(err))
 		}
+		if err := os.Chmod(bundleDir, 0o755); err != nil { // Export creates it 0700
+			return err
+		}
 		if check {
 			if err := p.timed("check", func() error { return checkBundle(bundleDir, buildspecIfAny(sf.Source)) }); err != nil {
 				return err
