@@ -134,6 +134,7 @@ func Image(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Contain
 		WithEnvVariable("PATH", VenvDir+"/bin:${PATH}", dagger.ContainerWithEnvVariableOpts{Expand: true}).
 		WithEnvVariable("PYTHONDONTWRITEBYTECODE", "1").
 		WithEnvVariable("PYTHONUNBUFFERED", "1").
+		WithEnvVariable("HOME", "/tmp"). // the numeric user has no home; gunicorn writes $HOME/.gunicorn
 		WithEnvVariable("APP_VERSION", version).
 		WithEnvVariable("REVISION", o.Revision).
 		WithLabel("org.opencontainers.image.title", o.Title).
