@@ -157,3 +157,20 @@ func TestWriteDirAtomic(t *testing.T) {
 		t.Errorf("temp dirs left behind: %v", left)
 	}
 }
+
+func TestEngineUnreachable(t *testing.T) {
+	t.Setenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "unix:///nonexistent/engine.sock")
+	var out, errb bytes.Buffer
+	err := run([]string{"lint", "--source", filepath.Join("..", "..", "testdata", "apps", "hello")}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "sudo dev/env.sh up") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want one line saying how to start an engine", err)
+	}
+}
+
+func TestNoAppDir(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run([]string{"lint", "--source", t.TempDir()}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "no app/ directory") {
+		t.Fatalf("err = %v", err)
+	}
+}

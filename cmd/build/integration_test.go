@@ -1,0 +1,335 @@
+package main
+
+// Integration tests: the real Dagger engine, registry, moto (SSM) and dockerd
+// of the dev environment (dev/env.sh up). They run in the normal suite and
+// FAIL, with the fix, when the environment is missing; only -short skips them.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/acme/webapp-pipeline/internal/ssmparam"
+)
+
+const devEnvFile = "/run/webapp-dev/env"
+
+var devEnvKeys = []string{
+	"_EXPERIMENTAL_DAGGER_CLI_BIN", "_EXPERIMENTAL_DAGGER_RUNNER_HOST", "AWS_ENDPOINT_URL_SSM", "AWS_REGION",
+	"BUILD_IMAGE_REPO", "BUILD_REGISTRY_USERNAME_PARAM", "BUILD_REGISTRY_PASSWORD_PARAM", "DOCKER_HOST",
+}
+
+// devEnv loads /run/webapp-dev/env into the test's environment (unless the
+// variables are already set) and fails clearly when it is not there.
+func devEnv(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the dev environment (skipped with -short)")
+	}
+	if os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") == "" {
+		f, err := os.Open(devEnvFile)
+		if err != nil {
+			t.Fatalf("integration tests need the dev environment: run `sudo dev/env.sh up` (writes %s), or `go test -short` for unit tests only", devEnvFile)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line, ok := strings.CutPrefix(sc.Text(), "export ")
+			if !ok {
+				continue
+			}
+			for _, kv := range strings.Fields(line) { // values here hold no spaces
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					t.Setenv(k, os.ExpandEnv(v))
+				}
+			}
+		}
+	}
+	for _, k := range devEnvKeys {
+		if os.Getenv(k) == "" {
+			t.Fatalf("%s is not set: source %s (from `sudo dev/env.sh up`) or run `go test -short`", k, devEnvFile)
+		}
+	}
+	if sock, ok := strings.CutPrefix(os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST"), "unix://"); ok {
+		if _, err := os.Stat(sock); err != nil {
+			t.Fatalf("no Dagger engine socket at %s: `sudo dev/env.sh up` (status: bash dev/env.sh status)", sock)
+		}
+	}
+}
+
+// fixture copies testdata/apps/hello to a temp dir, applying edits
+// (path → new content).
+func fixture(t *testing.T, edits map[string]string) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "testdata", "apps", "hello")
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range edits {
+		if err := os.WriteFile(filepath.Join(dst, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// cli runs the command in-process and returns stdout, stderr and the error.
+func cli(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	start := time.Now()
+	err := run(args, &out, &errb)
+	t.Logf("build %s: %s, err=%v\n%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), err, errb.String())
+	return out.String(), errb.String(), err
+}
+
+func uniqueRevision() string { return fmt.Sprintf("it-%d", time.Now().UnixNano()) }
+
+func registryCredsForTest(t *testing.T) (string, string) {
+	t.Helper()
+	r, err := ssmparam.New(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := r.Get(t.Context(), os.Getenv("BUILD_REGISTRY_USERNAME_PARAM"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := r.Get(t.Context(), os.Getenv("BUILD_REGISTRY_PASSWORD_PARAM"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return user, pw
+}
+
+// manifestStatus asks the registry for repo:tag with the real credentials.
+func manifestStatus(t *testing.T, repo, tag string) int {
+	t.Helper()
+	user, pw := registryCredsForTest(t)
+	host, name, _ := strings.Cut(repo, "/")
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+host+"/v2/"+name+"/manifests/"+tag, nil)
+	req.SetBasicAuth(user, pw)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func docker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), "docker", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestIntegrationAll is the happy path CodeBuild runs, then the image is
+// pulled back through dockerd and run.
+func TestIntegrationAll(t *testing.T) {
+	devEnv(t)
+	src := fixture(t, nil)
+	out := filepath.Join(t.TempDir(), "dist")
+	rev := uniqueRevision()
+	stdout, _, err := cli(t, "all", "--source", src, "--out", out, "--revision", rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := os.Getenv("BUILD_IMAGE_REPO")
+	ref := strings.TrimSpace(stdout)
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(repo) + `@sha256:[0-9a-f]{64}$`).MatchString(ref) {
+		t.Fatalf("stdout %q is not %s@sha256:...", ref, repo)
+	}
+
+	// Artifacts.
+	env, err := os.ReadFile(filepath.Join(out, "bundle", "image.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"IMAGE=" + ref + "\n", "IMAGE_TAG=" + repo + ":" + rev + "\n", "REVISION=" + rev + "\n", "CONTAINER_PORT=8080\n"} {
+		if !strings.Contains(string(env), want) {
+			t.Errorf("image.env lacks %q:\n%s", want, env)
+		}
+	}
+	for _, s := range []string{"start.sh", "validate.sh"} { // 0644 in the fixture
+		st, err := os.Stat(filepath.Join(out, "bundle", "scripts", s))
+		if err != nil || st.Mode().Perm() != 0o755 {
+			t.Errorf("bundle/scripts/%s: %v, mode %v; want 0755", s, err, st.Mode())
+		}
+	}
+	for _, f := range []string{"bundle/appspec.yml", "reports/flake8.xml", "reports/pytest.xml"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	var info buildInfo
+	raw, _ := os.ReadFile(filepath.Join(out, "build.json"))
+	if err := json.Unmarshal(raw, &info); err != nil || info.Image != ref || info.Revision != rev || len(info.Steps) < 5 {
+		t.Errorf("build.json = %+v, %v", info, err)
+	}
+	if err := checkBundle(filepath.Join(out, "bundle"), ""); err != nil {
+		t.Errorf("published bundle does not pass check: %v", err)
+	}
+	pw, _ := registryCredsForTest(t)
+	if bytes.Contains(raw, []byte(pw)) || bytes.Contains(env, []byte(pw)) {
+		t.Error("registry password in the artifacts")
+	}
+
+	// Pull it back and run it.
+	user, pw := registryCredsForTest(t)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	login := exec.CommandContext(t.Context(), "docker", "login", "-u", user, "--password-stdin", repo[:strings.Index(repo, "/")])
+	login.Stdin = strings.NewReader(pw)
+	if b, err := login.CombinedOutput(); err != nil {
+		t.Fatalf("docker login: %v\n%s", err, b)
+	}
+	docker(t, "pull", "-q", ref)
+	if got := docker(t, "inspect", "--format", `{{index .Config.Labels "org.opencontainers.image.revision"}}`, ref); got != rev {
+		t.Errorf("revision label = %q, want %q", got, rev)
+	}
+	if got := docker(t, "run", "--rm", ref, "id", "-u"); got == "0" || got == "" {
+		t.Errorf("image runs as uid %q, want non-root", got)
+	}
+	id := docker(t, "run", "-d", "-p", "127.0.0.1::8080", ref)
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", id).Run() })
+	addr := strings.Split(docker(t, "port", id, "8080"), "\n")[0]
+	var body string
+	for i := 0; i < 50 && !strings.Contains(body, rev); i++ {
+		time.Sleep(200 * time.Millisecond)
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			b := new(bytes.Buffer)
+			b.ReadFrom(resp.Body)
+			resp.Body.Close()
+			body = b.String()
+		}
+	}
+	if !strings.Contains(body, `"status":"ok"`) || !strings.Contains(body, rev) {
+		t.Errorf("GET /healthz = %q, want status ok and revision %s; logs:\n%s", body, rev, docker(t, "logs", id))
+	}
+
+	// A failing test on the next run: reports replaced, bundle untouched.
+	broken := fixture(t, map[string]string{"app/tests/test_broken.py": "def test_broken():\n    assert 1 == 2\n"})
+	_, _, err = cli(t, "all", "--source", broken, "--out", out, "--revision", uniqueRevision())
+	if err == nil || !strings.Contains(err.Error(), "test_broken") {
+		t.Fatalf("failing test: err = %v, want it named", err)
+	}
+	if env2, _ := os.ReadFile(filepath.Join(out, "bundle", "image.env")); !bytes.Equal(env, env2) {
+		t.Error("failed run changed the bundle")
+	}
+	if xml, _ := os.ReadFile(filepath.Join(out, "reports", "pytest.xml")); !strings.Contains(string(xml), "test_broken") {
+		t.Error("failed run did not write its pytest report")
+	}
+}
+
+func TestIntegrationLintFailure(t *testing.T) {
+	devEnv(t)
+	src := fixture(t, map[string]string{"app/webapp/extra.py": "import os\n"})
+	_, stderr, err := cli(t, "lint", "--source", src)
+	if err == nil || !strings.Contains(err.Error(), "flake8") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want one line about flake8", err)
+	}
+	if !strings.Contains(stderr, "webapp/extra.py:1:1: F401") {
+		t.Errorf("flake8's own lines not shown:\n%s", stderr)
+	}
+}
+
+func TestIntegrationMissingParameter(t *testing.T) {
+	devEnv(t)
+	out := filepath.Join(t.TempDir(), "dist")
+	_, _, err := cli(t, "all", "--source", fixture(t, nil), "--out", out, "--registry-password-param", "/webapp/it/nope")
+	if err == nil {
+		t.Fatal("missing parameter: no error")
+	}
+	for _, want := range []string{`"/webapp/it/nope"`, os.Getenv("AWS_REGION"), os.Getenv("AWS_ENDPOINT_URL_SSM")} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err %q lacks %s", err, want)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("out dir written: %v", err)
+	}
+}
+
+func TestIntegrationWrongPassword(t *testing.T) {
+	devEnv(t)
+	cfg, err := config.LoadDefaultConfig(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	param := "/webapp/it/wrong-password"
+	_, err = ssm.NewFromConfig(cfg).PutParameter(t.Context(), &ssm.PutParameterInput{
+		Name: aws.String(param), Value: aws.String("not-the-password"), Type: "SecureString", Overwrite: aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := uniqueRevision()
+	out := filepath.Join(t.TempDir(), "dist")
+	_, stderr, err := cli(t, "publish", "--source", fixture(t, nil), "--out", out, "--revision", rev, "--registry-password-param", param)
+	if err == nil || !strings.Contains(err.Error(), "rejected the credentials") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want one line about rejected credentials", err)
+	}
+	if strings.Contains(stderr+err.Error(), "not-the-password") {
+		t.Error("password printed")
+	}
+	if code := manifestStatus(t, os.Getenv("BUILD_IMAGE_REPO"), rev); code != http.StatusNotFound {
+		t.Errorf("tag %s: registry answered %d, want 404 (nothing published)", rev, code)
+	}
+	if _, err := os.Stat(filepath.Join(out, "bundle")); !os.IsNotExist(err) {
+		t.Errorf("bundle written after a failed publish: %v", err)
+	}
+}
+
+// A code-only change must not re-run pip: the deps step is then a cache hit.
+func TestIntegrationCodeChangeSkipsPip(t *testing.T) {
+	devEnv(t)
+	if _, _, err := cli(t, "lint", "--source", fixture(t, nil)); err != nil { // warm
+		t.Fatal(err)
+	}
+	changed := fixture(t, map[string]string{"app/webapp/extra.py": fmt.Sprintf("VALUE = %d\n", time.Now().UnixNano())})
+	_, stderr, err := cli(t, "lint", "--source", changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`step=deps seconds=([0-9.]+)`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no deps step in the log:\n%s", stderr)
+	}
+	// pip install, even from a warm pip cache, takes several seconds here.
+	if s, _ := strconv.ParseFloat(m[1], 64); s > 2 {
+		t.Errorf("deps step took %.1fs after a code-only change: pip re-ran?", s)
+	}
+}
