@@ -40,6 +40,9 @@ type buildInfo struct {
 // be deployed.
 func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, errw stderrW,
 	sf SourceFlags, rf RevisionFlags, pf PublishFlags, of OutFlags, check bool) error {
+	if _, err := sf.appDir(); err != nil {
+		return err
+	}
 	if err := rf.resolve(ctx, sf.Source); err != nil {
 		return err
 	}
