@@ -10,10 +10,12 @@ import (
 
 // Prober hits a URL every Interval and measures the longest time without a successful answer.
 type Prober struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	report Report
+	cancel  context.CancelFunc
+	done    chan struct{}
+	mu      sync.Mutex
+	report  Report
+	lastOK  time.Time
+	failing bool
 }
 
 // Report of a probe run.
@@ -21,6 +23,7 @@ type Report struct {
 	Requests   int
 	Failures   int
 	LongestGap time.Duration // longest time from the last 2xx before a failure to the next 2xx
+	Recovered  bool          // the last probe before Stop answered 2xx
 	Bodies     []string      // distinct 2xx bodies, in the order first seen
 }
 
@@ -37,24 +40,20 @@ func (p *Prober) run(ctx context.Context, url string, interval time.Duration, ma
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	var lastOK time.Time
-	failing := false
 	for i := 0; i < maxRequests; i++ {
 		ok, body := probeOnce(ctx, client, url)
 		now := time.Now()
 		p.mu.Lock()
 		p.report.Requests++
 		if ok {
-			if failing && !lastOK.IsZero() && now.Sub(lastOK) > p.report.LongestGap {
-				p.report.LongestGap = now.Sub(lastOK)
-			}
-			failing, lastOK = false, now
+			p.gapEnds(now)
+			p.failing, p.lastOK = false, now
 			if n := len(p.report.Bodies); n == 0 || p.report.Bodies[n-1] != body {
 				p.report.Bodies = append(p.report.Bodies, body)
 			}
 		} else if ctx.Err() == nil {
 			p.report.Failures++
-			failing = true
+			p.failing = true
 		}
 		p.mu.Unlock()
 		select {
@@ -79,11 +78,20 @@ func probeOnce(ctx context.Context, client *http.Client, url string) (bool, stri
 	return resp.StatusCode/100 == 2, string(body)
 }
 
-// Stop ends the probing and returns the report.
+// gapEnds records the gap that ends now, if one is open.
+func (p *Prober) gapEnds(now time.Time) {
+	if p.failing && !p.lastOK.IsZero() && now.Sub(p.lastOK) > p.report.LongestGap {
+		p.report.LongestGap = now.Sub(p.lastOK)
+	}
+}
+
+// Stop ends the probing and returns the report; a gap still open counts up to now.
 func (p *Prober) Stop() Report {
 	p.cancel()
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gapEnds(time.Now())
+	p.report.Recovered = !p.failing && !p.lastOK.IsZero()
 	return p.report
 }
