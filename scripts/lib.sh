@@ -77,8 +77,9 @@ registry_login() {
   password=$(aws ssm get-parameter --region "$AWS_REGION" --name "$REGISTRY_PASSWORD_PARAM" \
     --with-decryption --query Parameter.Value --output text) ||
     die "cannot read SSM parameter $REGISTRY_PASSWORD_PARAM (instance role needs ssm:GetParameter, kms:Decrypt)"
-  printf '%s' "$password" | docker login --username "$user" --password-stdin "$REGISTRY" >/dev/null 2>&1 ||
-    die "docker login to $REGISTRY as $user failed"
+  local out
+  out=$(printf '%s' "$password" | docker login --username "$user" --password-stdin "$REGISTRY" 2>&1) ||
+    die "docker login to $REGISTRY as $user failed: $out"
   log "logged in to $REGISTRY as $user"
 }
 
@@ -96,7 +97,7 @@ ensure_image() {
       log "pulled $IMAGE"
       return 0
     fi
-    sleep $((attempt * 2))
+    if [ "$attempt" -lt 3 ]; then sleep $((attempt * 2)); fi
   done
   die "could not pull $IMAGE after 3 attempts"
 }
