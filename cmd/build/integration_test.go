@@ -308,8 +308,8 @@ func TestIntegrationWrongPassword(t *testing.T) {
 	if code := manifestStatus(t, os.Getenv("BUILD_IMAGE_REPO"), rev); code != http.StatusNotFound {
 		t.Errorf("tag %s: registry answered %d, want 404 (nothing published)", rev, code)
 	}
-	if _, err := os.Stat(filepath.Join(out, "bundle")); !os.IsNotExist(err) {
-		t.Errorf("bundle written after a failed publish: %v", err)
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("out dir written after a failed publish: %v", err)
 	}
 }
 

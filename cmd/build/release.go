@@ -33,11 +33,11 @@ type buildInfo struct {
 // release is `publish` (check=false) and `all` (check=true).
 //
 // Artifacts: the whole --out directory is built in a temp dir beside it and
-// renamed over the old one only when everything succeeded. When the run fails
-// after lint/test produced reports, ONLY out/reports is replaced (atomically,
-// the same way) so CodeBuild can show the failing tests; out/bundle and
-// out/build.json are left as they were (or absent), so nothing half-built can
-// be deployed.
+// renamed over the old one only when everything succeeded. When lint or tests
+// FAIL, ONLY out/reports is replaced (atomically, the same way) so CodeBuild
+// can show what failed; out/bundle and out/build.json are left as they were
+// (or absent), so nothing half-built can be deployed. Any later failure
+// (image, check, SSM, publish) leaves --out exactly as it was.
 func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, errw stderrW,
 	sf SourceFlags, rf RevisionFlags, pf PublishFlags, of OutFlags, check bool) error {
 	if _, err := sf.appDir(); err != nil {
@@ -73,7 +73,7 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 	if pytest != nil {
 		reports["pytest.xml"] = pytest
 	}
-	fail := func(err error) error {
+	if err := errors.Join(lintErr, testErr); err != nil {
 		if len(reports) > 0 {
 			dir := filepath.Join(of.Out, "reports")
 			if werr := writeDirAtomic(dir, func(tmp string) error { return writeFiles(tmp, reports) }); werr != nil {
@@ -83,13 +83,10 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		}
 		return err
 	}
-	if err := errors.Join(lintErr, testErr); err != nil {
-		return fail(err)
-	}
 
 	img, err := p.image(ctx, rf.Revision)
 	if err != nil {
-		return fail(err)
+		return err
 	}
 
 	var ref string
@@ -140,7 +137,7 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)
 	})
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	log.Info("published", "image", ref, "out", of.Out)
 	fmt.Fprintln(stdout, ref)
