@@ -1,12 +1,15 @@
 # The two commands a new user needs (see README.md). Both run as root: the first run installs
 # Debian packages and builds a Dagger engine from source (cached under /var/cache/webapp-dev).
-.PHONY: build test up down lint
+.PHONY: build test pipeline up down lint
 
 build: ## run the build CodeBuild runs (lint, test, image, publish, deploy bundle in dist/)
 	bash dev/build.sh
 
 test: ## run every test: linters, go vet, unit and integration tests against the real services
 	bash dev/test.sh
+
+pipeline: ## the whole pipeline locally: branch tip -> buildspec.yml -> appspec.yml -> URL (BRANCH=main)
+	bash dev/pipeline.sh --branch $(or $(BRANCH),main)
 
 up: ## start the dev environment only (prints the env file to source)
 	bash dev/env.sh up
