@@ -250,6 +250,7 @@ start_moto() {
 
 start_dockerd() {
   mkdir -p "$RUN/docker"
+  running dockerd || rm -f "$RUN/docker/dockerd.pid" # left by a killed session
   start dockerd dockerd --data-root "$CACHE/docker-data" --exec-root "$RUN/docker/exec" \
     --host "unix://$RUN/docker.sock" --pidfile "$RUN/docker/dockerd.pid" \
     --insecure-registry "127.0.0.1:$REGISTRY_PORT"
