@@ -84,8 +84,8 @@ type LintCmd struct {
 }
 
 // Run lints app/.
-func (c *LintCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, errw stderrW) error {
-	p, err := connect(ctx, g, log, c.SourceFlags, errw)
+func (c *LintCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *report) error {
+	p, err := connect(ctx, g, log, c.SourceFlags, rep)
 	if err != nil {
 		return err
 	}
@@ -100,8 +100,8 @@ type TestCmd struct {
 }
 
 // Run tests app/.
-func (c *TestCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, errw stderrW) error {
-	p, err := connect(ctx, g, log, c.SourceFlags, errw)
+func (c *TestCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *report) error {
+	p, err := connect(ctx, g, log, c.SourceFlags, rep)
 	if err != nil {
 		return err
 	}
@@ -118,11 +118,12 @@ type ImageCmd struct {
 }
 
 // Run builds the image and, with --tarball, exports it.
-func (c *ImageCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, errw stderrW) error {
+func (c *ImageCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *report) error {
 	if err := c.resolve(ctx, c.Source); err != nil {
 		return err
 	}
-	p, err := connect(ctx, g, log, c.SourceFlags, errw)
+	rep.inv.revision = c.Revision
+	p, err := connect(ctx, g, log, c.SourceFlags, rep)
 	if err != nil {
 		return err
 	}
@@ -148,8 +149,8 @@ type PublishCmd struct {
 }
 
 // Run publishes without checking the bundle.
-func (c *PublishCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, errw stderrW) error {
-	return release(ctx, g, log, out, errw, c.SourceFlags, c.RevisionFlags, c.PublishFlags, c.OutFlags, false)
+func (c *PublishCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *report) error {
+	return release(ctx, g, log, out, rep, c.SourceFlags, c.RevisionFlags, c.PublishFlags, c.OutFlags, false)
 }
 
 // AllCmd is what CodeBuild runs.
@@ -161,8 +162,8 @@ type AllCmd struct {
 }
 
 // Run is lint → test → image → check bundle → publish → write artifacts.
-func (c *AllCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, errw stderrW) error {
-	return release(ctx, g, log, out, errw, c.SourceFlags, c.RevisionFlags, c.PublishFlags, c.OutFlags, true)
+func (c *AllCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *report) error {
+	return release(ctx, g, log, out, rep, c.SourceFlags, c.RevisionFlags, c.PublishFlags, c.OutFlags, true)
 }
 
 // CheckCmd validates a bundle directory.

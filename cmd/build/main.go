@@ -66,14 +66,32 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// The report prints last (the failure report, or the step summary); log
+	// lines and tool output go through it so a terminal's live line stays
+	// tidy. Plain text has no clock times: CodeBuild stamps its own lines.
+	rep := newReport(stderr)
+	opts := &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey && len(groups) == 0 {
+			return slog.Attr{}
+		}
+		return a
+	}}
+	if rep.tty && !cli.Verbose {
+		opts.Level = slog.LevelWarn // the live step lines say the same
+	}
+	log := slog.New(slog.NewTextHandler(rep, opts))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, cli.Timeout)
 	defer cancel()
 
 	kctx.BindTo(ctx, (*context.Context)(nil))
-	err = kctx.Run(&cli.Globals, log, stdoutW{stdout}, stderrW{stderr})
+	err = kctx.Run(&cli.Globals, log, stdoutW{stdout}, stderrW{stderr}, rep)
+	var sf *stepFailure
+	if errors.As(err, &sf) {
+		rep.failure = sf
+	}
+	rep.finish(err)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("timed out after %s (raise --timeout or BUILD_TIMEOUT): %w", cli.Timeout, err)
 	}

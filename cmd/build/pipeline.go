@@ -25,8 +25,10 @@ type pipeline struct {
 	flags SourceFlags
 	src   *dagger.Directory
 	steps []step
+	rep   *report
 
-	deps *dagger.Container // built once, shared by lint and test
+	deps    *dagger.Container // built once, shared by lint and test
+	depsErr error             // ... and so is its failure
 }
 
 type step struct {
@@ -37,9 +39,15 @@ type step struct {
 const engineHelp = "start one with `sudo dev/env.sh up` and `source /run/webapp-dev/env`, " +
 	"or on a machine with Docker unset _EXPERIMENTAL_DAGGER_CLI_BIN and _EXPERIMENTAL_DAGGER_RUNNER_HOST so the SDK provisions its own engine"
 
+// The commands ci.Lint and ci.Test run in /src, for the failure report.
+const (
+	lintCmd = "flake8 ."
+	testCmd = "python -m pytest -p no:cacheprovider -rfE --junitxml=" + ci.PytestReport + " -o junit_family=xunit2"
+)
+
 // connect opens the engine session. An unreachable engine is one line
 // saying how to get one.
-func connect(ctx context.Context, g *Globals, log *slog.Logger, f SourceFlags, errw stderrW) (*pipeline, error) {
+func connect(ctx context.Context, g *Globals, log *slog.Logger, f SourceFlags, rep *report) (*pipeline, error) {
 	appDir, err := f.appDir()
 	if err != nil {
 		return nil, err
@@ -50,10 +58,14 @@ func connect(ctx context.Context, g *Globals, log *slog.Logger, f SourceFlags, e
 			return nil, fmt.Errorf("no Dagger engine at %s: %s", host, engineHelp)
 		}
 	}
-	var opts []dagger.ClientOpt
+	rep.inv.source, rep.inv.baseImage = f.Source, f.BaseImage
+	// The engine's progress output is always read (it says which commands
+	// were served from the cache); --verbose also shows it.
+	var tee io.Writer
 	if g.Verbose {
-		opts = append(opts, dagger.WithLogOutput(errw))
+		tee = rep
 	}
+	opts := []dagger.ClientOpt{dagger.WithLogOutput(newProgressParser(rep, tee))}
 	start := time.Now()
 	c, err := dagger.Connect(ctx, opts...)
 	if err != nil {
@@ -63,7 +75,7 @@ func connect(ctx context.Context, g *Globals, log *slog.Logger, f SourceFlags, e
 		return nil, fmt.Errorf("cannot connect to the Dagger engine %s: %s: %v", host, engineHelp, err)
 	}
 	log.Info("engine connected", "seconds", secs(time.Since(start)))
-	return &pipeline{c: c, log: log, errw: errw, flags: f, src: ci.Source(c, appDir)}, nil
+	return &pipeline{c: c, log: log, errw: rep, rep: rep, flags: f, src: ci.Source(c, appDir)}, nil
 }
 
 func (p *pipeline) close() { _ = p.c.Close() }
@@ -71,16 +83,18 @@ func (p *pipeline) close() { _ = p.c.Close() }
 // timed runs fn and records its duration under name.
 func (p *pipeline) timed(name string, fn func() error) error {
 	start := time.Now()
+	p.rep.stepStart(name)
 	err := fn()
 	d := time.Since(start)
+	p.rep.stepDone(name, d, err)
 	p.steps = append(p.steps, step{Name: name, Seconds: secs(d)})
 	p.log.Info("step done", "step", name, "seconds", secs(d), "ok", err == nil)
 	return err
 }
 
 func (p *pipeline) depsContainer(ctx context.Context) (*dagger.Container, error) {
-	if p.deps != nil {
-		return p.deps, nil
+	if p.deps != nil || p.depsErr != nil {
+		return p.deps, p.depsErr
 	}
 	var deps *dagger.Container
 	err := p.timed("deps", func() error {
@@ -89,7 +103,8 @@ func (p *pipeline) depsContainer(ctx context.Context) (*dagger.Container, error)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("install requirements (runtime + dev) on %s: %w", p.flags.BaseImage, explain(err))
+		p.depsErr = newFailure("deps", fmt.Sprintf("install requirements (runtime + dev) on %s", p.flags.BaseImage), err)
+		return nil, p.depsErr
 	}
 	p.deps = deps
 	return deps, nil
@@ -106,11 +121,11 @@ func (p *pipeline) lint(ctx context.Context) ([]byte, error) {
 		ctr := ci.Lint(deps)
 		code, err := ctr.ExitCode(ctx)
 		if err != nil {
-			return fmt.Errorf("run flake8: %w", explain(err))
+			return newFailure("lint", "run flake8", err)
 		}
 		stdout, err := ctr.Stdout(ctx)
 		if err != nil {
-			return fmt.Errorf("read flake8 output: %w", explain(err))
+			return newFailure("lint", "read flake8 output", err)
 		}
 		stderr, _ := ctr.Stderr(ctx)
 		var problems int
@@ -119,7 +134,8 @@ func (p *pipeline) lint(ctx context.Context) ([]byte, error) {
 			return nil
 		}
 		fmt.Fprint(p.errw, stdout, stderr)
-		return fmt.Errorf("lint failed: flake8 exited %d with %d problem(s) (listed above): fix them, or adjust flake8's config in app/setup.cfg", code, problems)
+		return &stepFailure{Step: "lint", Cmd: lintCmd, Exit: code, Output: firstLines(stdout+stderr, 20),
+			Err: fmt.Errorf("lint failed: flake8 exited %d with %d problem(s) (listed above): fix them, or adjust flake8's config in app/setup.cfg", code, problems)}
 	})
 	return report, err
 }
@@ -135,7 +151,7 @@ func (p *pipeline) test(ctx context.Context) ([]byte, error) {
 		ctr := ci.Test(deps)
 		code, err := ctr.ExitCode(ctx)
 		if err != nil {
-			return fmt.Errorf("run pytest: %w", explain(err))
+			return newFailure("test", "run pytest", err)
 		}
 		xml, xerr := ctr.File(ci.PytestReport).Contents(ctx)
 		if xerr == nil {
@@ -147,7 +163,8 @@ func (p *pipeline) test(ctx context.Context) ([]byte, error) {
 		stdout, _ := ctr.Stdout(ctx)
 		stderr, _ := ctr.Stderr(ctx)
 		fmt.Fprint(p.errw, stdout, stderr)
-		return pytestError(code, report)
+		return &stepFailure{Step: "test", Cmd: testCmd, Exit: code, Output: pytestRelevant(stdout, stderr),
+			Err: pytestError(code, report)}
 	})
 	return report, err
 }
@@ -186,7 +203,7 @@ func (p *pipeline) image(ctx context.Context, revision string) (*dagger.Containe
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build image on %s: %w", p.flags.BaseImage, explain(err))
+		return nil, newFailure("image", fmt.Sprintf("build image on %s", p.flags.BaseImage), err)
 	}
 	return img, nil
 }
@@ -202,7 +219,98 @@ func explain(err error) error {
 	if out == "" {
 		out = strings.TrimSpace(lastLines(ee.Stdout, 5))
 	}
+	out = strings.Join(clip(strings.Split(out, "\n"), 200), "\n")
 	return fmt.Errorf("%q exited %d: %s", strings.Join(ee.Cmd, " "), ee.ExitCode, out)
+}
+
+// newFailure is err, from the engine while running step, as a stepFailure
+// whose one-line cause is "what: <the failed command, its exit and output>".
+func newFailure(step, what string, err error) error {
+	f := &stepFailure{Step: step, Exit: -1, Err: fmt.Errorf("%s: %w", what, explain(err))}
+	var ee *dagger.ExecError
+	if errors.As(err, &ee) {
+		f.Cmd = strings.Join(ee.Cmd, " ")
+		f.Exit = ee.ExitCode
+		f.Output = toolRelevant(ee.Stdout, ee.Stderr)
+	} else {
+		f.Output = lastN(strings.Split(strings.TrimSpace(err.Error()), "\n"), 10)
+	}
+	return f
+}
+
+// toolRelevant picks a failed command's own diagnosis: pip's (and most
+// tools') "ERROR:" lines, else the last lines of stderr, else of stdout.
+func toolRelevant(stdout, stderr string) []string {
+	var errs []string
+	for _, l := range strings.Split(stderr+"\n"+stdout, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "ERROR:") {
+			errs = append(errs, strings.TrimRight(l, " \r"))
+		}
+	}
+	if len(errs) > 0 {
+		return lastN(errs, 10)
+	}
+	if strings.TrimSpace(stderr) != "" {
+		return lastN(strings.Split(strings.TrimRight(stderr, "\n"), "\n"), 10)
+	}
+	return lastN(strings.Split(strings.TrimRight(stdout, "\n"), "\n"), 10)
+}
+
+// pytestRelevant keeps what says why tests failed: the assertion lines
+// ("E   ..."), the short summary (-rfE: "FAILED path::name - reason") and the
+// final count line.
+func pytestRelevant(stdout, stderr string) []string {
+	var keep []string
+	var last string
+	for _, l := range strings.Split(stdout, "\n") {
+		l = strings.TrimRight(l, " \r")
+		switch {
+		case strings.HasPrefix(l, "E "), strings.HasPrefix(l, "FAILED "), strings.HasPrefix(l, "ERROR "):
+			keep = append(keep, l)
+		case strings.HasPrefix(l, "====") && (strings.Contains(l, " failed") || strings.Contains(l, " error")):
+			last = l
+		}
+	}
+	keep = lastN(keep, 15)
+	if last != "" {
+		keep = append(keep, last)
+	}
+	if len(keep) == 0 {
+		return toolRelevant(stdout, stderr)
+	}
+	return keep
+}
+
+// clip shortens lines longer than n (pip's "from versions: ..." lists).
+func clip(lines []string, n int) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		if r := []rune(l); len(r) > n {
+			l = string(r[:n-1]) + "…"
+		}
+		out[i] = l
+	}
+	return out
+}
+
+func firstLines(s string, n int) []string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, strings.TrimRight(l, " \r"))
+		}
+	}
+	if len(lines) > n {
+		lines = append(lines[:n:n], fmt.Sprintf("... and %d more", len(lines)-n))
+	}
+	return lines
+}
+
+func lastN(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
 }
 
 func lastLines(s string, n int) string {

@@ -38,7 +38,7 @@ type buildInfo struct {
 // can show what failed; out/bundle and out/build.json are left as they were
 // (or absent), so nothing half-built can be deployed. Any later failure
 // (image, check, SSM, publish) leaves --out exactly as it was.
-func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, errw stderrW,
+func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, rep *report,
 	sf SourceFlags, rf RevisionFlags, pf PublishFlags, of OutFlags, check bool) error {
 	if _, err := sf.appDir(); err != nil {
 		return err
@@ -50,7 +50,8 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 	if err != nil {
 		return err
 	}
-	p, err := connect(ctx, g, log, sf, errw)
+	rep.inv.revision = rf.Revision
+	p, err := connect(ctx, g, log, sf, rep)
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,11 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 
 	reports := map[string][]byte{}
 	flake8, lintErr := p.lint(ctx)
-	pytest, testErr := p.test(ctx)
+	var pytest []byte
+	var testErr error
+	if p.depsErr == nil { // without the requirements there is nothing to test
+		pytest, testErr = p.test(ctx)
+	}
 	if flake8 != nil {
 		reports["flake8.xml"] = flake8
 	}
@@ -80,6 +85,7 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 				return errors.Join(err, fmt.Errorf("write reports: %w", werr))
 			}
 			log.Info("reports written", "dir", dir)
+			rep.inv.reports = dir
 		}
 		return err
 	}
@@ -101,7 +107,8 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		}
 		if check {
 			if err := p.timed("check", func() error { return checkBundle(bundleDir, buildspecIfAny(sf.Source)) }); err != nil {
-				return err
+				return &stepFailure{Step: "check", Cmd: "check the bundle (appspec.yml, scripts/) and buildspec.yml", Exit: -1,
+					Output: bundleProblemLines(err), Err: err}
 			}
 		}
 		tag := pf.ImageRepo + ":" + rf.Revision
@@ -112,10 +119,21 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 			return err
 		})
 		if err != nil {
-			return publishError(registry, pf, err)
+			return &stepFailure{Step: "publish", Cmd: "push " + tag, Exit: -1,
+				Output: lastN(strings.Split(strings.TrimSpace(err.Error()), "\n"), 8), Err: publishError(registry, pf, err)}
 		}
 		_, digest, _ := strings.Cut(ref, "@")
 		ref = pf.ImageRepo + "@" + digest
+		facts, ferr := p.imageFacts(ctx, img)
+		switch {
+		case ferr != nil:
+			log.Warn("image size unknown", "err", oneLine(ferr.Error()))
+			facts = &imageFacts{Digest: digest}
+		case facts.Digest != digest:
+			log.Warn("the image's local export has another digest than the pushed one", "pushed", digest, "export", facts.Digest)
+		}
+		facts.Ref, facts.Digest = ref, digest
+		rep.image = facts
 		env, err := ci.ImageEnv{
 			Image: ref, ImageTag: tag, Revision: rf.Revision, Registry: registry,
 			RegistryUsernameParam: pf.RegistryUsernameParam, RegistryPasswordParam: pf.RegistryPasswordParam,
@@ -234,4 +252,13 @@ func created(ctx context.Context, source string) string {
 		return t.UTC().Format(time.RFC3339)
 	}
 	return time.Now().UTC().Format(time.RFC3339)
+}
+
+// bundleProblemLines splits checkBundle's one-line error into its problems.
+func bundleProblemLines(err error) []string {
+	_, rest, ok := strings.Cut(err.Error(), "problem(s): ")
+	if !ok {
+		return []string{err.Error()}
+	}
+	return strings.Split(rest, "; ")
 }

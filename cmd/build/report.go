@@ -1,0 +1,435 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// report collects what one run did — the steps, how long each took, whether
+// the engine served it from its cache, the failure, the pushed image — and
+// prints it LAST, so the end of the log says what happened without scrolling.
+// On a terminal it also draws the running step live; elsewhere (CodeBuild) it
+// prints stable plain text: no clock times, no colour, no redrawn lines.
+type report struct {
+	mu      sync.Mutex
+	w       io.Writer // stderr
+	tty     bool      // live progress and colour
+	steps   []stepRecord
+	execs   map[string]*execCount // step → its commands' cache status, from the engine's progress
+	failure *stepFailure
+	image   *imageFacts
+	inv     invocation
+	cur     *liveStep
+}
+
+type stepRecord struct {
+	name string
+	d    time.Duration
+	ok   bool
+}
+
+// execCount counts a step's own commands that the engine ran vs served from cache.
+type execCount struct{ ran, cached int }
+
+// imageFacts describe the pushed (or reproduced) image.
+type imageFacts struct {
+	Ref    string // repo@sha256:... (pushed) or "" when only built
+	Digest string // manifest digest
+	Size   int64  // config + compressed layers: what a pull downloads
+	Layers int
+}
+
+// invocation is how this run was started: what the re-run commands need.
+type invocation struct {
+	source    string // --source ("." by default)
+	baseImage string // --base-image
+	revision  string // the commit, when known
+	reports   string // where the JUnit reports of a failed run went
+	reproduce bool   // the run was `reproduce <commit>`: re-runs are reproduce commands
+}
+
+// stepFailure is an error that knows which step failed and how. Its Error()
+// is the one-line cause (the final `build: error:` line); the report shows
+// the rest above it.
+type stepFailure struct {
+	Step   string   // deps, lint, test, image, check, publish
+	Cmd    string   // the command, as run in the step's container
+	Exit   int      // the command's exit code; -1 when no process failed
+	Output []string // the tool's relevant lines
+	Err    error
+}
+
+func (f *stepFailure) Error() string { return f.Err.Error() }
+func (f *stepFailure) Unwrap() error { return f.Err }
+
+const defaultBaseImage = "python:3.13-slim"
+
+func newReport(w io.Writer) *report {
+	return &report{w: w, tty: isTerminal(w), execs: map[string]*execCount{}}
+}
+
+// isTerminal is true for a character device that is not told to be plain.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("TERM") == "dumb" || os.Getenv("CODEBUILD_BUILD_ID") != "" {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func (r *report) colour(code, s string) string {
+	if !r.tty || os.Getenv("NO_COLOR") != "" {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+// stepStart draws the running step on a terminal (a spinner and the time so far).
+func (r *report) stepStart(name string) {
+	if !r.tty {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ls := &liveStep{name: name, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	r.cur = ls
+	go func() {
+		defer close(ls.done)
+		frames := []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			r.mu.Lock()
+			fmt.Fprintf(r.w, "\r\x1b[K  %s %-8s %5.1fs", r.colour("36", frames[i%len(frames)]), name, time.Since(ls.start).Seconds())
+			r.mu.Unlock()
+			select {
+			case <-ls.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+type liveStep struct {
+	name       string
+	start      time.Time
+	stop, done chan struct{}
+}
+
+// stepDone records a finished step; on a terminal it replaces the live line.
+func (r *report) stepDone(name string, d time.Duration, err error) {
+	r.mu.Lock()
+	ls := r.cur
+	r.cur = nil
+	r.steps = append(r.steps, stepRecord{name: name, d: d, ok: err == nil})
+	r.mu.Unlock()
+	if ls != nil {
+		close(ls.stop)
+		<-ls.done
+	}
+	if r.tty {
+		mark := r.colour("32", "✓")
+		if err != nil {
+			mark = r.colour("31", "✗")
+		}
+		r.mu.Lock()
+		fmt.Fprintf(r.w, "\r\x1b[K  %s %-8s %5.2fs\n", mark, name, d.Seconds())
+		r.mu.Unlock()
+	}
+}
+
+// Write lets tool output and log lines go through the report, so they do not
+// collide with the live line on a terminal.
+func (r *report) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tty && r.cur != nil {
+		fmt.Fprint(r.w, "\r\x1b[K")
+	}
+	return r.w.Write(p)
+}
+
+// fail records the failure the report will describe (the first one wins).
+func (r *report) fail(f *stepFailure) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failure == nil {
+		r.failure = f
+	}
+}
+
+// cacheStatus is "cached" when the engine served every one of the step's own
+// commands from its cache, "ran" when it ran at least one, "" when unknown.
+func (r *report) cacheStatus(step string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.execs[step]
+	switch {
+	case c == nil:
+		return ""
+	case c.ran > 0:
+		return "ran"
+	default:
+		return "cached"
+	}
+}
+
+// finish prints the closing block: the failure report when err != nil, else
+// the summary. The caller prints the one-line cause after it.
+func (r *report) finish(err error) {
+	if len(r.steps) == 0 && r.failure == nil {
+		return // nothing ran (bad flags, no engine, check): the one line says it all
+	}
+	if err != nil {
+		r.printFailure(err)
+		return
+	}
+	r.printSummary()
+}
+
+func (r *report) printSteps(w io.Writer) {
+	for _, s := range r.steps {
+		status := r.cacheStatus(s.name)
+		if !s.ok {
+			status = r.colour("31", "FAILED")
+		}
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-8s %7.2fs  %s", s.name, s.d.Seconds(), status), " "))
+	}
+}
+
+func (r *report) printSummary() {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", r.colour("1;32", "---- build succeeded "+strings.Repeat("-", 50)))
+	r.printSteps(&b)
+	if im := r.image; im != nil {
+		if im.Ref != "" {
+			fmt.Fprintf(&b, "image    %s\n", im.Ref)
+		} else {
+			fmt.Fprintf(&b, "digest   %s\n", im.Digest)
+		}
+		if im.Size > 0 {
+			fmt.Fprintf(&b, "size     %s (%d layers, compressed: what a pull downloads)\n", humanBytes(im.Size), im.Layers)
+		}
+	}
+	_, _ = r.Write([]byte(b.String()))
+}
+
+func (r *report) printFailure(err error) {
+	f := r.failure
+	var b strings.Builder
+	title := "---- build failed "
+	if f != nil {
+		title += "in " + f.Step + " "
+	}
+	fmt.Fprintf(&b, "%s\n", r.colour("1;31", title+strings.Repeat("-", max(10, 68-len(title)))))
+	if f != nil {
+		if f.Cmd != "" {
+			fmt.Fprintf(&b, "command  %s\n", f.Cmd)
+		}
+		if f.Exit >= 0 {
+			fmt.Fprintf(&b, "exit     %d\n", f.Exit)
+		}
+		if len(f.Output) > 0 {
+			fmt.Fprintf(&b, "output\n")
+			for _, l := range clip(f.Output, 160) {
+				fmt.Fprintf(&b, "  | %s\n", l)
+			}
+		}
+	}
+	if len(r.steps) > 0 {
+		fmt.Fprintf(&b, "steps\n")
+		r.printSteps(&b)
+	}
+	if r.inv.reports != "" {
+		fmt.Fprintf(&b, "reports  %s (JUnit XML: flake8.xml, pytest.xml)\n", r.inv.reports)
+	}
+	if f != nil {
+		for _, l := range r.inv.hints(f.Step) {
+			fmt.Fprintln(&b, l)
+		}
+	}
+	_, _ = r.Write([]byte(b.String()))
+}
+
+// hints are the commands that re-run only the failed step here, open a shell
+// in its container, and rebuild it from the commit anywhere.
+func (inv invocation) hints(step string) []string {
+	var flags string
+	if inv.source != "" && inv.source != "." {
+		flags += " --source " + shellQuote(inv.source)
+	}
+	if inv.baseImage != "" && inv.baseImage != defaultBaseImage {
+		flags += " --base-image " + shellQuote(inv.baseImage)
+	}
+	const prog = "go run ./cmd/build "
+	var h []string
+	if inv.reproduce {
+		switch step {
+		case "deps", "lint", "test", "image":
+			h = append(h, "re-run   "+prog+"reproduce "+inv.revision+" --step "+reproStep(step)+baseFlag(inv.baseImage))
+			h = append(h, "shell    git worktree add /tmp/"+inv.revision[:12]+" "+inv.revision+" && "+prog+"shell --step "+step+" --source /tmp/"+inv.revision[:12]+baseFlag(inv.baseImage))
+		}
+		return h
+	}
+	switch step {
+	case "deps":
+		h = append(h, "re-run   "+prog+"lint"+flags+"   (installs the requirements, then flake8)")
+	case "lint", "test":
+		h = append(h, "re-run   "+prog+step+flags)
+	case "image":
+		h = append(h, "re-run   "+prog+"image"+flags+revFlag(inv.revision))
+	case "check":
+		h = append(h, "re-run   "+prog+"all"+flags+"   (check runs on the bundle that all builds)")
+	case "publish":
+		h = append(h, "re-run   "+prog+"publish"+flags+revFlag(inv.revision)+"   (lint, test and image are cached: only the push runs)")
+	}
+	switch step {
+	case "deps", "lint", "test", "image":
+		h = append(h, "shell    "+prog+"shell --step "+step+flags+revFlagIf(step == "image", inv.revision))
+		if isCommit(inv.revision) {
+			h = append(h, "commit   "+prog+"reproduce "+inv.revision+" --step "+reproStep(step)+baseFlag(inv.baseImage)+"   (from any clone, working tree untouched)")
+		}
+	}
+	return h
+}
+
+func reproStep(step string) string {
+	if step == "deps" {
+		return "lint"
+	}
+	return step
+}
+
+func revFlag(rev string) string {
+	if rev == "" || rev == "dev" {
+		return ""
+	}
+	return " --revision " + rev
+}
+
+func revFlagIf(ok bool, rev string) string {
+	if !ok {
+		return ""
+	}
+	return revFlag(rev)
+}
+
+func baseFlag(img string) string {
+	if img == "" || img == defaultBaseImage {
+		return ""
+	}
+	return " --base-image " + shellQuote(img)
+}
+
+var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+func isCommit(s string) bool { return commitRe.MatchString(s) }
+
+func shellQuote(s string) string {
+	if regexp.MustCompile(`^[A-Za-z0-9_./:@=+-]+$`).MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// progressParser reads the engine session's plain progress output (what
+// --verbose shows) and counts, per step, the commands that ran vs were
+// CACHED. Lines look like `24  : Container.withExec(args: [...]): Container!`
+// then `24  : Container.withExec CACHED [0.0s]`; a call may span lines.
+type progressParser struct {
+	r    *report
+	tee  io.Writer // --verbose: the raw output also goes here
+	buf  []byte
+	span map[string]string // span id → the call's text so far
+}
+
+var (
+	ansiRe     = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+	spanLineRe = regexp.MustCompile(`^(\d+)\s*: (.*)$`)
+	execEndRe  = regexp.MustCompile(`withExec (DONE|CACHED|ERROR)\b`)
+)
+
+func newProgressParser(r *report, tee io.Writer) *progressParser {
+	return &progressParser{r: r, tee: tee, span: map[string]string{}}
+}
+
+func (p *progressParser) Write(b []byte) (int, error) {
+	if p.tee != nil {
+		_, _ = p.tee.Write(b)
+	}
+	p.buf = append(p.buf, b...)
+	for {
+		i := strings.IndexByte(string(p.buf), '\n')
+		if i < 0 {
+			break
+		}
+		p.line(string(p.buf[:i]))
+		p.buf = p.buf[i+1:]
+	}
+	return len(b), nil
+}
+
+func (p *progressParser) line(l string) {
+	m := spanLineRe.FindStringSubmatch(ansiRe.ReplaceAllString(l, ""))
+	if m == nil {
+		return
+	}
+	id, text := m[1], m[2]
+	if e := execEndRe.FindStringSubmatch(text); e != nil {
+		step := execStep(p.span[id])
+		delete(p.span, id)
+		if step == "" {
+			return
+		}
+		p.r.mu.Lock()
+		c := p.r.execs[step]
+		if c == nil {
+			c = &execCount{}
+			p.r.execs[step] = c
+		}
+		if e[1] == "CACHED" {
+			c.cached++
+		} else {
+			c.ran++
+		}
+		p.r.mu.Unlock()
+		return
+	}
+	if s := p.span[id]; len(s) < 4096 {
+		p.span[id] = s + text + "\n"
+	}
+}
+
+// execStep says which step a withExec call belongs to, from its arguments.
+func execStep(call string) string {
+	switch {
+	case !strings.Contains(call, "withExec"):
+		return ""
+	case strings.Contains(call, `"flake8"`):
+		return "lint"
+	case strings.Contains(call, `"pytest"`):
+		return "test"
+	case strings.Contains(call, `"pip", "install"`) && strings.Contains(call, "requirements-dev.txt"):
+		return "deps"
+	case strings.Contains(call, `"pip", "install"`):
+		return "image" // the runtime venv stage
+	}
+	return ""
+}
