@@ -6,7 +6,6 @@
 package ci
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 
@@ -97,58 +96,6 @@ func Test(deps *dagger.Container) *dagger.Container {
 		WithExec([]string{"python", "-m", "pytest", "-p", "no:cacheprovider", "-rfE",
 			"--junitxml=" + PytestReport, "-o", "junit_family=xunit2"},
 			dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
-}
-
-// ImageOpts are the build facts stamped into the runtime image.
-type ImageOpts struct {
-	BaseImage string
-	Revision  string // git commit (or "dev")
-	Version   string // APP_VERSION; the revision when empty
-	SourceURL string // org.opencontainers.image.source; omitted when empty
-	Created   string // RFC 3339; org.opencontainers.image.created
-	Title     string // org.opencontainers.image.title
-}
-
-// runtimeExclude is what the running service does not need.
-var runtimeExclude = []string{"tests", "requirements*.txt", "setup.cfg", ".flake8", "pytest.ini", "conftest.py"}
-
-// Image is the runtime image: base + a venv holding ONLY the runtime
-// requirements (built in a separate stage, so no pip cache and no dev tools),
-// the app code owned by root, running as a numeric non-root user, gunicorn
-// serving webapp:create_app() on 0.0.0.0:8080. The port is the image's
-// contract (image.env CONTAINER_PORT); workers, threads and timeouts come from
-// the app's gunicorn.conf.py, which gunicorn loads from the working dir.
-func Image(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Container {
-	reqs := c.Directory().WithFile("requirements.txt", src.File("requirements.txt"))
-	venvDir := pipInstall(c, venv(c, o.BaseImage).WithDirectory("/build", reqs).WithWorkdir("/build"),
-		o.BaseImage, "requirements.txt").Directory(VenvDir)
-
-	version := o.Version
-	if version == "" {
-		version = o.Revision
-	}
-	ctr := c.Container().From(o.BaseImage).
-		WithDirectory(VenvDir, venvDir).
-		WithDirectory(AppDir, src, dagger.ContainerWithDirectoryOpts{Exclude: runtimeExclude}).
-		WithWorkdir(AppDir).
-		WithEnvVariable("PATH", VenvDir+"/bin:${PATH}", dagger.ContainerWithEnvVariableOpts{Expand: true}).
-		WithEnvVariable("PYTHONDONTWRITEBYTECODE", "1").
-		WithEnvVariable("PYTHONUNBUFFERED", "1").
-		WithEnvVariable("HOME", "/tmp"). // the numeric user has no home; gunicorn writes $HOME/.gunicorn
-		WithEnvVariable("APP_VERSION", version).
-		WithEnvVariable("REVISION", o.Revision).
-		WithLabel("org.opencontainers.image.title", o.Title).
-		WithLabel("org.opencontainers.image.revision", o.Revision).
-		WithLabel("org.opencontainers.image.version", version).
-		WithLabel("org.opencontainers.image.created", o.Created).
-		WithExposedPort(Port).
-		WithUser(User).
-		WithEntrypoint(nil).
-		WithDefaultArgs([]string{VenvDir + "/bin/gunicorn", "--bind", fmt.Sprintf("0.0.0.0:%d", Port), "webapp:create_app()"})
-	if o.SourceURL != "" {
-		ctr = ctr.WithLabel("org.opencontainers.image.source", o.SourceURL)
-	}
-	return ctr
 }
 
 // Bundle is the CodeDeploy revision without image.env: appspec.yml at the

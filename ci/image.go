@@ -1,0 +1,195 @@
+package ci
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"dagger.io/dagger"
+)
+
+// The python3 tools that slim the base and write the image deterministically
+// (they run inside the engine with the base image's own python3).
+//
+//go:embed scripts/oci.py scripts/slim.py
+var scripts embed.FS
+
+// ImageOpts are the build facts stamped into the runtime image.
+type ImageOpts struct {
+	BaseImage string
+	Revision  string // git commit (or "dev")
+	Version   string // APP_VERSION; the revision when empty
+	SourceURL string // org.opencontainers.image.source; omitted when empty
+	// SourceDateEpoch is the commit time (unix seconds): every file mtime, the
+	// config's created time and org.opencontainers.image.created come from it,
+	// so the same commit gives the same image digest. When 0, Created is
+	// parsed (RFC 3339) instead; when both are empty, the epoch is 0.
+	SourceDateEpoch int64
+	Created         string // RFC 3339; used only when SourceDateEpoch is 0
+	Title           string // org.opencontainers.image.title
+}
+
+func (o ImageOpts) epoch() int64 {
+	if o.SourceDateEpoch != 0 {
+		return o.SourceDateEpoch
+	}
+	if t, err := time.Parse(time.RFC3339, o.Created); err == nil {
+		return t.Unix()
+	}
+	return 0
+}
+
+// runtimeExclude is what the running service does not need.
+var runtimeExclude = []string{"tests", "requirements*.txt", "setup.cfg", ".flake8", "pytest.ini", "conftest.py"}
+
+// toolsDir holds oci.py and slim.py.
+func toolsDir(c *dagger.Client) *dagger.Directory {
+	d := c.Directory()
+	for _, name := range []string{"oci.py", "slim.py"} {
+		b, err := scripts.ReadFile("scripts/" + name)
+		if err != nil { // embedded at build time: cannot happen
+			panic(err)
+		}
+		d = d.WithNewFile(name, string(b))
+	}
+	return d
+}
+
+// toolbox is the base image with the tools at /ci: where layers are written.
+func toolbox(c *dagger.Client, baseImage string) *dagger.Container {
+	return c.Container().From(baseImage).
+		WithEnvVariable("PYTHONDONTWRITEBYTECODE", "1").
+		WithMountedDirectory("/ci", toolsDir(c))
+}
+
+// RuntimeBase is the base image's root filesystem without what the service
+// never runs: apt/dpkg and their state, pip and the bundled wheels, perl,
+// bash, most coreutils, docs, locales, the stdlib's tests and GUI modules
+// (the list is in scripts/slim.py). python3 and its libraries, dash, id, CA
+// certificates and tzdata stay.
+func RuntimeBase(c *dagger.Client, baseImage string) *dagger.Directory {
+	return toolbox(c, baseImage).
+		WithMountedDirectory("/rootfs", c.Container().From(baseImage).Rootfs()).
+		WithExec([]string{"python3", "/ci/slim.py", "/rootfs"}).
+		Directory("/rootfs")
+}
+
+// RuntimeVenv is /opt/venv with ONLY the runtime requirements, built in its
+// own container (no pip cache, no dev tools in it). Bytecode is compiled with
+// unchecked-hash invalidation, so the .pyc files hold no source mtimes.
+func RuntimeVenv(c *dagger.Client, baseImage string, src *dagger.Directory) *dagger.Directory {
+	reqs := c.Directory().WithFile("requirements.txt", src.File("requirements.txt"))
+	build := venv(c, baseImage).
+		WithEnvVariable("PIP_NO_COMPILE", "1").
+		WithDirectory("/build", reqs).
+		WithWorkdir("/build")
+	return pipInstall(c, build, baseImage, "requirements.txt").
+		WithExec([]string{"python", "-m", "compileall", "-q", "-j", "1",
+			"--invalidation-mode", "unchecked-hash", VenvDir + "/lib"}).
+		Directory(VenvDir)
+}
+
+// layer is dir as one deterministic gzip layer under prefix: a directory with
+// layer.tar.gz and layer.json (digest, size, diff_id). Owners and modes are
+// kept as they are in dir; mtimes become epoch.
+func layer(c *dagger.Client, baseImage string, dir *dagger.Directory, prefix string, epoch int64) *dagger.Directory {
+	return toolbox(c, baseImage).
+		WithMountedDirectory("/in", dir).
+		WithExec([]string{"python3", "/ci/oci.py", "layer", "/in", prefix, strconv.FormatInt(epoch, 10), "/out"}).
+		Directory("/out")
+}
+
+// imageSpec is the input of `oci.py image`.
+type imageSpec struct {
+	Created string         `json:"created"`
+	Config  map[string]any `json:"config"`
+	Layers  []layerSpec    `json:"layers"`
+}
+
+type layerSpec struct {
+	Dir       string `json:"dir"`
+	CreatedBy string `json:"created_by"`
+}
+
+// ImageLayout is the runtime image as an OCI image layout directory
+// (oci-layout, index.json, blobs/) plus a file "digest" naming its manifest.
+// Three layers, each rebuilt only when its input changes: the slimmed base
+// (RuntimeBase), the venv (runtime requirements), the app code (root-owned,
+// tests and dev files excluded). It runs as a numeric non-root user, gunicorn
+// serving webapp:create_app() on 0.0.0.0:8080; workers, threads and timeouts
+// come from the app's gunicorn.conf.py, loaded from the working dir.
+//
+// Reproducible: every mtime and the created times are o.SourceDateEpoch,
+// entries are sorted, owners numeric, JSON canonical; the same commit on the
+// same base image gives the same digest on any engine, warm or empty.
+// (Dagger v0.18's own Publish/AsTarball stamp the engine's cache-record times
+// into the config's history, so they cannot give that.)
+func ImageLayout(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Directory {
+	epoch := o.epoch()
+	created := time.Unix(epoch, 0).UTC().Format(time.RFC3339)
+	version := o.Version
+	if version == "" {
+		version = o.Revision
+	}
+	app := c.Directory().WithDirectory(".", src, dagger.DirectoryWithDirectoryOpts{Exclude: runtimeExclude}).
+		WithTimestamps(int(epoch))
+	labels := map[string]string{
+		"org.opencontainers.image.title":    o.Title,
+		"org.opencontainers.image.revision": o.Revision,
+		"org.opencontainers.image.version":  version,
+		"org.opencontainers.image.created":  created,
+	}
+	if o.SourceURL != "" {
+		labels["org.opencontainers.image.source"] = o.SourceURL
+	}
+	spec := imageSpec{
+		Created: created,
+		Config: map[string]any{
+			"User":         User,
+			"ExposedPorts": map[string]any{fmt.Sprintf("%d/tcp", Port): map[string]any{}},
+			"Env": []string{
+				"PATH=" + VenvDir + "/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+				"LANG=C.UTF-8",
+				"PYTHONDONTWRITEBYTECODE=1",
+				"PYTHONUNBUFFERED=1",
+				"HOME=/tmp", // the numeric user has no home; gunicorn writes $HOME/.gunicorn
+				"APP_VERSION=" + version,
+				"REVISION=" + o.Revision,
+			},
+			"Cmd":        []string{VenvDir + "/bin/gunicorn", "--bind", fmt.Sprintf("0.0.0.0:%d", Port), "webapp:create_app()"},
+			"WorkingDir": AppDir,
+			"Labels":     labels,
+		},
+		Layers: []layerSpec{
+			{Dir: "/layers/0", CreatedBy: "runtime base: " + o.BaseImage + " slimmed (ci/scripts/slim.py)"},
+			{Dir: "/layers/1", CreatedBy: "venv " + VenvDir + ": requirements.txt"},
+			{Dir: "/layers/2", CreatedBy: "app code " + AppDir},
+		},
+	}
+	specJSON, _ := json.Marshal(spec) // maps marshal with sorted keys
+	return toolbox(c, o.BaseImage).
+		WithMountedDirectory("/layers/0", layer(c, o.BaseImage, RuntimeBase(c, o.BaseImage), "", epoch)).
+		WithMountedDirectory("/layers/1", layer(c, o.BaseImage, RuntimeVenv(c, o.BaseImage, src).WithTimestamps(int(epoch)), VenvDir, epoch)).
+		WithMountedDirectory("/layers/2", layer(c, o.BaseImage, app, AppDir, epoch)).
+		WithNewFile("/spec/image.json", string(specJSON)).
+		WithExec([]string{"python3", "/ci/oci.py", "image", "/spec/image.json", "/out"}).
+		Directory("/out")
+}
+
+// ImageTarball is the layout as one tar file (OCI archive): what `docker
+// load` and Container.Import read. Its bytes depend only on the layout.
+func ImageTarball(c *dagger.Client, baseImage string, layout *dagger.Directory) *dagger.File {
+	return toolbox(c, baseImage).
+		WithMountedDirectory("/layout", layout).
+		WithExec([]string{"python3", "/ci/oci.py", "tarball", "/layout", "/out/image.tar"}).
+		File("/out/image.tar")
+}
+
+// Image is the runtime image (ImageLayout) as a container, for running or
+// exporting locally. Publish the layout itself (its digest is reproducible);
+// Dagger's Publish of this container would stamp new history times.
+func Image(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Container {
+	return c.Container().Import(ImageTarball(c, o.BaseImage, ImageLayout(c, src, o)))
+}

@@ -1,0 +1,100 @@
+"""Slim a Debian python image's root filesystem (mounted at argv[1]) for the runtime image.
+
+Removes the files of the packages the service never uses at run time (package manager, pip,
+perl, shells other than dash, most coreutils...), documentation, locales and the stdlib's test
+and GUI modules. Only regular files and symlinks are removed (directories stay: they are shared
+between packages). Runs with the image's own python3, which is kept. The list of what goes is
+the contract of the runtime image; tests pull the result and run gunicorn in it.
+"""
+import os
+import shutil
+import sys
+
+# Debian packages whose files go (the dpkg database itself goes too).
+DROP_PACKAGES = """
+apt libapt-pkg7.0 sqv debian-archive-keyring debconf libdebconfclient0 dpkg perl-base
+python3-pip python3-pip-whl python3-setuptools-whl python3-wheel python3-packaging python3-venv
+python3.13-venv bash bsdutils diffutils findutils grep gzip hostname init-system-helpers mawk
+sed tar util-linux mount login login.defs passwd ncurses-bin sysvinit-utils debianutils
+readline-common libreadline8t64 libpam-modules libpam-modules-bin libpam-runtime libpam0g
+libaudit-common libaudit1 libcap-ng0 libsemanage-common libsemanage2 libsepol2 libsmartcols1
+libmount1 libblkid1 libsystemd0 libudev1 libxxhash0 liblz4-1 libseccomp2 libdb5.3t64
+liblastlog2-2 libgmp10 libhogweed6t64 libnettle8t64 libcrypt1 openssl openssl-provider-legacy
+libc-bin
+""".split()
+
+# Kept from dropped packages: `id` (tests check the user), `env`, `cat`, `ls`, `sleep`.
+KEEP_FILES = {"/usr/bin/id", "/usr/bin/env", "/usr/bin/cat", "/usr/bin/ls", "/usr/bin/sleep",
+              "/usr/bin/true", "/usr/bin/false"}
+# coreutils is dropped except KEEP_FILES (and their libraries, in kept packages).
+DROP_PACKAGES.append("coreutils")
+
+DROP_TREES = [
+    "/usr/share/doc", "/usr/share/man", "/usr/share/info", "/usr/share/locale", "/usr/share/lintian",
+    "/usr/share/linda", "/usr/share/bash-completion", "/usr/share/zsh", "/usr/share/python-wheels",
+    "/usr/share/perl5", "/usr/share/debconf", "/usr/share/pam", "/usr/share/pam-configs",
+    "/usr/share/gcc", "/usr/share/gdb", "/usr/share/keyrings", "/usr/share/menu",
+    "/usr/lib/locale", "/usr/lib/apt", "/usr/lib/dpkg", "/usr/lib/python3/dist-packages/pip",
+    "/var/lib/apt", "/var/lib/dpkg", "/var/cache/apt", "/var/cache/debconf", "/var/cache/ldconfig",
+    "/var/log", "/etc/apt", "/etc/dpkg",
+]
+PYLIB = "/usr/lib/python3.13"
+DROP_TREES += [f"{PYLIB}/{d}" for d in ("test", "idlelib", "tkinter", "turtledemo", "ensurepip",
+                                         "pydoc_data", "lib2to3", "venv", "__phello__")]
+DROP_GLOBS_IN_DYNLOAD = ("_test", "_ctypes_test", "_xxtestfuzz", "xxlimited", "xxsubtype")
+
+
+def lists(pkg):
+    info = "/var/lib/dpkg/info"
+    for name in (f"{pkg}.list", f"{pkg}:amd64.list", f"{pkg}:arm64.list"):
+        p = os.path.join(info, name)
+        if os.path.exists(p):
+            with open(p) as f:
+                return [line.rstrip("\n") for line in f if line.strip()]
+    return []
+
+
+def main(argv):
+    # Work on the root filesystem mounted at argv[1] (chroot into it: absolute symlinks and
+    # dpkg's lists then mean what they say), not on the running container's own files.
+    os.chroot(argv[1])
+    os.chdir("/")
+    doomed = []
+    for pkg in DROP_PACKAGES:
+        for path in lists(pkg):
+            if path in KEEP_FILES or path.startswith("/usr/share/doc/"):
+                continue
+            doomed.append(path)
+    for path in doomed:
+        # merged /usr: lists name /bin/x and /usr/bin/x; lexists follows the /bin symlink
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    for tree in DROP_TREES:
+        if os.path.isdir(tree) and not os.path.islink(tree):
+            shutil.rmtree(tree)
+        elif os.path.lexists(tree):
+            os.unlink(tree)
+    dyn = f"{PYLIB}/lib-dynload"
+    for name in os.listdir(dyn):
+        if name.startswith(DROP_GLOBS_IN_DYNLOAD):
+            os.unlink(os.path.join(dyn, name))
+    for root, dirs, _ in os.walk("/", topdown=True):
+        dirs[:] = [d for d in dirs if not (root == "/" and d in ("proc", "sys", "dev"))]
+        if "__pycache__" in dirs:
+            shutil.rmtree(os.path.join(root, "__pycache__"))
+            dirs.remove("__pycache__")
+    # dangling symlinks left by removed targets (e.g. /etc/alternatives)
+    for root, dirs, files in os.walk("/", topdown=True):
+        dirs[:] = [d for d in dirs if not (root == "/" and d in ("proc", "sys", "dev"))]
+        for name in files + dirs:
+            p = os.path.join(root, name)
+            if os.path.islink(p) and not os.path.exists(p):
+                os.unlink(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
