@@ -27,12 +27,14 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Lint    LintCmd    `cmd:"" help:"Run flake8 on app/."`
-	Test    TestCmd    `cmd:"" help:"Run pytest on app/."`
-	Image   ImageCmd   `cmd:"" help:"Build the runtime image (optionally export it as an OCI tarball)."`
-	Publish PublishCmd `cmd:"" help:"Lint, test, build and push the image; write the artifacts directory."`
-	Check   CheckCmd   `cmd:"" help:"Validate a CodeDeploy bundle directory (and optionally a buildspec)."`
-	All     AllCmd     `cmd:"" help:"What CodeBuild runs: lint, test, image, check bundle, publish, write artifacts."`
+	Lint      LintCmd      `cmd:"" help:"Run flake8 on app/."`
+	Test      TestCmd      `cmd:"" help:"Run pytest on app/."`
+	Image     ImageCmd     `cmd:"" help:"Build the runtime image (optionally export it as an OCI tarball)."`
+	Publish   PublishCmd   `cmd:"" help:"Lint, test, build and push the image; write the artifacts directory."`
+	Check     CheckCmd     `cmd:"" help:"Validate a CodeDeploy bundle directory (and optionally a buildspec)."`
+	All       AllCmd       `cmd:"" help:"What CodeBuild runs: lint, test, image, check bundle, publish, write artifacts."`
+	Shell     ShellCmd     `cmd:"" help:"Open an interactive shell in a step's container (deps, lint, test, image), as the step saw it."`
+	Reproduce ReproduceCmd `cmd:"" help:"Rebuild a commit (what CodeBuild built) from git, without touching the working tree; print the image digest."`
 }
 
 func main() {
