@@ -27,8 +27,9 @@ type pipeline struct {
 	steps []step
 	rep   *report
 
-	deps    *dagger.Container // built once, shared by lint and test
-	depsErr error             // ... and so is its failure
+	deps      *dagger.Container // built once, shared by lint and test
+	depsErr   error             // ... and so is its failure
+	imageOpts ci.ImageOpts      // set by image; publish pushes ci.ImageLayout with them
 }
 
 type step struct {
@@ -190,13 +191,14 @@ func pytestError(code int, report []byte) error {
 
 // image builds the runtime image.
 func (p *pipeline) image(ctx context.Context, revision string) (*dagger.Container, error) {
-	img := ci.Image(p.c, p.src, ci.ImageOpts{
-		BaseImage: p.flags.BaseImage,
-		Revision:  revision,
-		SourceURL: sourceURL(ctx, p.flags.Source),
-		Created:   created(ctx, p.flags.Source),
-		Title:     "webapp",
-	})
+	p.imageOpts = ci.ImageOpts{
+		BaseImage:       p.flags.BaseImage,
+		Revision:        revision,
+		SourceURL:       sourceURL(ctx, p.flags.Source),
+		SourceDateEpoch: sourceDateEpoch(ctx, p.flags.Source),
+		Title:           "webapp",
+	}
+	img := ci.Image(p.c, p.src, p.imageOpts)
 	err := p.timed("image", func() error {
 		var err error
 		img, err = img.Sync(ctx)

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"dagger.io/dagger"
 
 	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/ocipush"
 	"github.com/acme/webapp-pipeline/internal/ssmparam"
 )
 
@@ -115,7 +117,18 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		registry := ci.RegistryHost(pf.ImageRepo)
 		err := p.timed("publish", func() error {
 			var err error
-			ref, err = img.WithRegistryAuth(registry, user, password).Publish(ctx, tag)
+			// Push the layout byte for byte: its digest is reproducible, a
+			// Dagger Publish would re-stamp times (see internal/ocipush).
+			layoutDir := filepath.Join(tmp, ".layout")
+			defer os.RemoveAll(layoutDir)
+			if _, err := ci.ImageLayout(p.c, p.src, p.imageOpts).Export(ctx, layoutDir); err != nil {
+				return fmt.Errorf("export image layout: %w", explain(err))
+			}
+			pw, err := password.Plaintext(ctx)
+			if err != nil {
+				return err
+			}
+			ref, err = ocipush.Push(ctx, layoutDir, tag, user, pw)
 			return err
 		})
 		if err != nil {
@@ -242,6 +255,20 @@ func sourceURL(ctx context.Context, source string) string {
 		raw = u.String()
 	}
 	return raw
+}
+
+// sourceDateEpoch is the reproducible build time: SOURCE_DATE_EPOCH when set,
+// else the commit time of HEAD in source, else 0 (not a git checkout, e.g. a
+// CODE_ZIP without SOURCE_DATE_EPOCH: still reproducible, just undated).
+func sourceDateEpoch(ctx context.Context, source string) int64 {
+	if v, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil && v > 0 {
+		return v
+	}
+	out, err := exec.CommandContext(ctx, "git", "-C", source, "log", "-1", "--format=%ct").Output()
+	if v, perr := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && perr == nil {
+		return v
+	}
+	return 0
 }
 
 // created is the commit time of HEAD (so rebuilding a commit gives the same
