@@ -1,0 +1,137 @@
+package ci_test
+
+// Reproducibility of the runtime image (ci.ImageLayout): the same commit gives
+// the same manifest digest. Integration tests against the dev environment's
+// engine (dev/env.sh up); -short skips them.
+//
+//   - warm engine, same sources with different file mtimes (and a different
+//     checkout directory): same digest; another commit time: another digest.
+//   - from EMPTY engine state, twice (WEBAPP_REPRO_COLD=1, as `make test` does
+//     not: it prunes the shared engine's whole cache, so it runs on request):
+//     the engine's local cache is pruned before each build, so the base image
+//     is pulled, pip downloads, every layer is written again.
+
+import (
+	"bufio"
+	"context"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"dagger.io/dagger"
+
+	"github.com/acme/webapp-pipeline/ci"
+)
+
+const commitTime = 1764158400 // 2025-11-26T12:00:00Z, stands for `git log -1 --format=%ct`
+
+func devEngine(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the dev environment's engine (skipped with -short)")
+	}
+	if os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") == "" {
+		f, err := os.Open("/run/webapp-dev/env")
+		if err != nil {
+			t.Fatal("needs the dev environment: `sudo dev/env.sh up`, or `go test -short`")
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line, ok := strings.CutPrefix(sc.Text(), "export ")
+			if !ok {
+				continue
+			}
+			for _, kv := range strings.Fields(line) {
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					t.Setenv(k, os.ExpandEnv(v))
+				}
+			}
+		}
+	}
+}
+
+// checkout copies testdata/apps/hello/app to a new dir and sets every mtime to mtime.
+func checkout(t *testing.T, mtime time.Time) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "app")
+	if out, err := exec.Command("cp", "-a", filepath.Join("..", "testdata", "apps", "hello", "app"), dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy fixture: %v\n%s", err, out)
+	}
+	err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, mtime, mtime)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func layoutDigest(ctx context.Context, t *testing.T, c *dagger.Client, appDir string, epoch int64) string {
+	t.Helper()
+	d, err := ci.ImageLayout(c, ci.Source(c, appDir), ci.ImageOpts{
+		BaseImage: "python:3.13-slim", Revision: "repro", Title: "webapp", SourceDateEpoch: epoch,
+	}).File("digest").Contents(ctx)
+	if err != nil {
+		t.Fatalf("build image layout: %v", err)
+	}
+	return strings.TrimSpace(d)
+}
+
+func connect(t *testing.T) (context.Context, *dagger.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
+	t.Cleanup(cancel)
+	c, err := dagger.Connect(ctx)
+	if err != nil {
+		t.Fatalf("connect to the engine: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, c
+}
+
+func TestImageReproducibleWarm(t *testing.T) {
+	devEngine(t)
+	ctx, c := connect(t)
+	a := layoutDigest(ctx, t, c, checkout(t, time.Unix(1_600_000_000, 0)), commitTime)
+	b := layoutDigest(ctx, t, c, checkout(t, time.Now()), commitTime)
+	if a != b {
+		t.Errorf("same sources with other mtimes: digest %s, then %s", a, b)
+	}
+	other := layoutDigest(ctx, t, c, checkout(t, time.Now()), commitTime+1)
+	if other == a {
+		t.Errorf("another commit time should give another digest, both %s", a)
+	}
+	t.Logf("digest %s (commit time %d), %s (commit time %d)", a, commitTime, other, commitTime+1)
+}
+
+func TestImageReproducibleFromEmptyEngine(t *testing.T) {
+	devEngine(t)
+	if os.Getenv("WEBAPP_REPRO_COLD") != "1" {
+		t.Skip("prunes the shared engine's whole cache: run with WEBAPP_REPRO_COLD=1")
+	}
+	var digests []string
+	for i := range 2 {
+		ctx, c := connect(t)
+		if err := c.Engine().LocalCache().Prune(ctx); err != nil {
+			t.Fatalf("prune the engine cache: %v", err)
+		}
+		size, _ := c.Engine().LocalCache().EntrySet().DiskSpaceBytes(ctx)
+		start := time.Now()
+		d := layoutDigest(ctx, t, c, checkout(t, time.Now()), commitTime)
+		t.Logf("build %d from a pruned engine (cache after the prune: %d bytes): %s in %s",
+			i+1, size, d, time.Since(start).Round(time.Second))
+		digests = append(digests, d)
+		c.Close()
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("two builds of the same commit from empty engine state: %s, then %s", digests[0], digests[1])
+	}
+}
