@@ -2,34 +2,46 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 
-	"dagger.io/dagger"
+	"github.com/acme/webapp-pipeline/ci"
 )
 
-// inspectPy reads an OCI tarball (as Container.asTarball writes it, the same
-// manifest a push sends) and prints: manifest digest, config + layer bytes,
-// layer count.
-const inspectPy = `import json, tarfile
-t = tarfile.open("/image.tar")
-d = json.load(t.extractfile("index.json"))["manifests"][0]["digest"]
-m = json.load(t.extractfile("blobs/sha256/" + d.split(":", 1)[1]))
-print(d, m["config"]["size"] + sum(l["size"] for l in m["layers"]), len(m["layers"]))
-`
-
-// imageFacts computes the image's manifest digest and download size inside
-// the engine (the tarball never leaves it), with the base image's python3.
-func (p *pipeline) imageFacts(ctx context.Context, img *dagger.Container) (*imageFacts, error) {
-	out, err := p.c.Container().From(p.flags.BaseImage).
-		WithMountedFile("/image.tar", img.AsTarball()).
-		WithExec([]string{"python3", "-c", inspectPy}).
-		Stdout(ctx)
+// imageFacts reads the manifest digest and download size of the image that
+// p.image built, from its OCI layout (ci.ImageLayout, what publish pushes
+// byte for byte, so this is the digest a push gets). Only index.json and the
+// manifest leave the engine.
+func (p *pipeline) imageFacts(ctx context.Context) (*imageFacts, error) {
+	layout := ci.ImageLayout(p.c, p.src, p.imageOpts)
+	raw, err := layout.File("index.json").Contents(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("inspect image: %w", explain(err))
+		return nil, fmt.Errorf("read the image's index.json: %w", explain(err))
 	}
-	var f imageFacts
-	if _, err := fmt.Sscan(out, &f.Digest, &f.Size, &f.Layers); err != nil {
-		return nil, fmt.Errorf("inspect image: parse %q: %w", out, err)
+	var index struct {
+		Manifests []struct {
+			Digest string `json:"digest"`
+		} `json:"manifests"`
 	}
-	return &f, nil
+	if err := json.Unmarshal([]byte(raw), &index); err != nil || len(index.Manifests) != 1 {
+		return nil, fmt.Errorf("index.json: want one manifest (%v): %.200s", err, raw)
+	}
+	digest := index.Manifests[0].Digest
+	raw, err = layout.File("blobs/sha256/" + strings.TrimPrefix(digest, "sha256:")).Contents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the image manifest: %w", explain(err))
+	}
+	var m struct {
+		Config struct{ Size int64 }   `json:"config"`
+		Layers []struct{ Size int64 } `json:"layers"`
+	}
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("image manifest: %w", err)
+	}
+	f := &imageFacts{Digest: digest, Size: m.Config.Size, Layers: len(m.Layers)}
+	for _, l := range m.Layers {
+		f.Size += l.Size
+	}
+	return f, nil
 }

@@ -283,12 +283,15 @@ func pytestRelevant(stdout, stderr string) []string {
 	return keep
 }
 
-// clip shortens lines longer than n (pip's "from versions: ..." lists).
+// clip shortens lines longer than n in the middle, keeping the start and the
+// end where tools put the verdict (pip's "from versions: ..." lists, a
+// registry's "401 Unauthorized").
 func clip(lines []string, n int) []string {
 	out := make([]string, len(lines))
 	for i, l := range lines {
 		if r := []rune(l); len(r) > n {
-			l = string(r[:n-1]) + "…"
+			tail := n / 3
+			l = string(r[:n-tail-1]) + "…" + string(r[len(r)-tail:])
 		}
 		out[i] = l
 	}

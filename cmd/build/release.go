@@ -92,8 +92,7 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		return err
 	}
 
-	img, err := p.image(ctx, rf.Revision)
-	if err != nil {
+	if _, err := p.image(ctx, rf.Revision); err != nil {
 		return err
 	}
 
@@ -137,13 +136,13 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		}
 		_, digest, _ := strings.Cut(ref, "@")
 		ref = pf.ImageRepo + "@" + digest
-		facts, ferr := p.imageFacts(ctx, img)
+		facts, ferr := p.imageFacts(ctx)
 		switch {
 		case ferr != nil:
 			log.Warn("image size unknown", "err", oneLine(ferr.Error()))
 			facts = &imageFacts{Digest: digest}
 		case facts.Digest != digest:
-			log.Warn("the image's local export has another digest than the pushed one", "pushed", digest, "export", facts.Digest)
+			log.Warn("the registry reports another digest than the image layout's", "pushed", digest, "layout", facts.Digest)
 		}
 		facts.Ref, facts.Digest = ref, digest
 		rep.image = facts

@@ -71,11 +71,10 @@ func (c *ReproduceCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, ou
 	if c.Step != "all" && c.Step != "image" {
 		return nil
 	}
-	img, err := p.image(ctx, sha)
-	if err != nil {
+	if _, err := p.image(ctx, sha); err != nil {
 		return err
 	}
-	facts, err := p.imageFacts(ctx, img)
+	facts, err := p.imageFacts(ctx)
 	if err != nil {
 		return err
 	}
