@@ -428,8 +428,9 @@ func execStep(call string) string {
 		return "test"
 	case strings.Contains(call, `"pip", "install"`) && strings.Contains(call, "requirements-dev.txt"):
 		return "deps"
-	case strings.Contains(call, `"pip", "install"`):
-		return "image" // the runtime venv stage
+	case strings.Contains(call, `"pip", "install"`), strings.Contains(call, `"/ci/`), strings.Contains(call, `"compileall"`),
+		strings.Contains(call, `"pip", "uninstall"`):
+		return "image" // the runtime venv and ci/'s image tools (slim.py, oci.py)
 	}
 	return ""
 }
