@@ -77,16 +77,24 @@ func RuntimeBase(c *dagger.Client, baseImage string) *dagger.Directory {
 }
 
 // RuntimeVenv is /opt/venv with ONLY the runtime requirements, built in its
-// own container (no pip cache, no dev tools in it). Bytecode is compiled with
-// unchecked-hash invalidation, so the .pyc files hold no source mtimes.
+// own container (no pip cache, no dev tools, not even pip in it). Bytecode is
+// compiled with unchecked-hash invalidation (no source mtimes in the .pyc
+// files) and a fixed hash seed (same bytes every time).
 func RuntimeVenv(c *dagger.Client, baseImage string, src *dagger.Directory) *dagger.Directory {
 	reqs := c.Directory().WithFile("requirements.txt", src.File("requirements.txt"))
 	build := venv(c, baseImage).
 		WithEnvVariable("PIP_NO_COMPILE", "1").
 		WithDirectory("/build", reqs).
 		WithWorkdir("/build")
-	return pipInstall(c, build, baseImage, "requirements.txt").
-		WithExec([]string{"python", "-m", "compileall", "-q", "-j", "1",
+	return build.
+		WithMountedCache("/root/.cache/pip", PipCache(c, baseImage)).
+		WithExec([]string{"pip", "install", "--no-compile", "-r", "requirements.txt"}).
+		WithoutMount("/root/.cache/pip").
+		WithExec([]string{"python", "-m", "pip", "uninstall", "-q", "-y", "pip"}). // nothing installs at run time
+		// A fixed hash seed: set and frozenset constants are marshalled in hash
+		// order, so with a random seed the same source gives other .pyc bytes.
+		WithEnvVariable("PYTHONHASHSEED", "0").
+		WithExec([]string{"python", "-m", "compileall", "-f", "-q", "-j", "1",
 			"--invalidation-mode", "unchecked-hash", VenvDir + "/lib"}).
 		Directory(VenvDir)
 }
