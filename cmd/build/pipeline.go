@@ -198,10 +198,11 @@ func (p *pipeline) image(ctx context.Context, revision string) (*dagger.Containe
 		SourceDateEpoch: sourceDateEpoch(ctx, p.flags.Source),
 		Title:           "webapp",
 	}
+	// Build the layout (what publish pushes); the container view of it is
+	// imported lazily, only when a caller runs or exports it.
 	img := ci.Image(p.c, p.src, p.imageOpts)
 	err := p.timed("image", func() error {
-		var err error
-		img, err = img.Sync(ctx)
+		_, err := ci.ImageLayout(p.c, p.src, p.imageOpts).Sync(ctx)
 		return err
 	})
 	if err != nil {
