@@ -109,11 +109,14 @@ func run(runs, coldRuns int, outFile string) error {
 		return fmt.Errorf("docker login: %v\n%s", err, b)
 	}
 	baselineCache := filepath.Join(work, "baseline-cache")
-	n := 0
+	// The revision the Dagger build stamps into the image: a rebuild of the
+	// same commit keeps it (nochange), a change is a new commit (code, reqs,
+	// and each cold run). The baseline's naive image stamps no revision.
+	n, commit := 0, 0
 	daggerBuild := func() error {
 		n++
 		_, err := sh(src, []string{"BUILD_IMAGE_REPO=" + daggerRepo, "SOURCE_DATE_EPOCH=1764158400"},
-			bin, "all", "--out", filepath.Join(work, "dist"), "--revision", fmt.Sprintf("bench-%d-%d", stamp, n))
+			bin, "all", "--out", filepath.Join(work, "dist"), "--revision", fmt.Sprintf("bench-%d-%d", stamp, commit))
 		return err
 	}
 	baselineBuild := func() error {
@@ -124,6 +127,7 @@ func run(runs, coldRuns int, outFile string) error {
 	}
 	edit := func(file string) func(int) error {
 		return func(run int) error {
+			commit++
 			f, err := os.OpenFile(filepath.Join(src, file), os.O_APPEND|os.O_WRONLY, 0)
 			if err != nil {
 				return err
@@ -178,6 +182,7 @@ func run(runs, coldRuns int, outFile string) error {
 			}
 			for r := 0; r < sc.runs; r++ {
 				if sc.name == "cold" {
+					commit++
 					if err := tl.coldify(); err != nil {
 						return fmt.Errorf("%s: empty the caches: %w", tl.name, err)
 					}
