@@ -91,8 +91,9 @@ func Lint(deps *dagger.Container) *dagger.Container {
 // Test runs pytest and writes JUnit XML to PytestReport. Any exit code is
 // accepted so the caller can read the report and the output even on failure.
 func Test(deps *dagger.Container) *dagger.Container {
+	// pytest creates ReportsDir for --junitxml: no separate mkdir exec (each
+	// exec is a container start).
 	return deps.
-		WithExec([]string{"mkdir", "-p", ReportsDir}).
 		WithExec([]string{"python", "-m", "pytest", "-p", "no:cacheprovider", "-rfE",
 			"--junitxml=" + PytestReport, "-o", "junit_family=xunit2"},
 			dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})

@@ -2,7 +2,8 @@
 
   oci.py layer SRC PREFIX EPOCH OUT   SRC's tree as one gzip layer under PREFIX ("" = /):
                                       OUT/layer.tar.gz and OUT/layer.json {digest, size, diff_id}
-  oci.py image SPEC OUT               OCI image layout in OUT from SPEC (JSON: layers dirs,
+  oci.py image SPEC OUT               OCI image layout in OUT from SPEC (JSON: layers as dirs
+                                      written by `layer`, or as src + prefix to write here;
                                       config, epoch, history descriptions); OUT/digest
   oci.py tarball LAYOUT OUT           LAYOUT as one tar (for Container.Import / docker load)
 
@@ -122,6 +123,9 @@ def image(spec_path, out):
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     layers, diff_ids, history = [], [], []
     for item in spec["layers"]:
+        if "src" in item:  # written here: saves an exec (a container start) per build
+            item["dir"] = os.path.join(out, ".layer-" + str(len(layers)))
+            layer(item["src"], item["prefix"], spec["epoch"], item["dir"])
         with open(os.path.join(item["dir"], "layer.json")) as f:
             meta = json.load(f)
         d, size = put_blob(out, path=os.path.join(item["dir"], "layer.tar.gz"))
@@ -151,6 +155,9 @@ def image(spec_path, out):
         f.write(canon({"imageLayoutVersion": "1.0.0"}))
     with open(os.path.join(out, "digest"), "w") as f:
         f.write(md + "\n")
+    for item in spec["layers"]:
+        if "src" in item:
+            shutil.rmtree(item["dir"])
 
 
 def tarball(layout, out):
