@@ -280,6 +280,8 @@ cmd_up() {
   need_root up
   command -v go >/dev/null || die "Go is needed to build the engine: install Go >= 1.24"
   mkdir -p "$CACHE" "$RUN"
+  # remember ip_forward as it was before anything of ours set it, for `down` to restore
+  [ -f "$RUN/ip_forward.orig" ] || sysctl -n net.ipv4.ip_forward > "$RUN/ip_forward.orig"
   install_packages
   link_runtime
   build_engine
@@ -305,6 +307,23 @@ stop() { # stop NAME: SIGTERM, then SIGKILL after 10 s
   rm -f "$RUN/$1.pid"
 }
 
+# iptables_cleanup: delete the rules in built-in chains that mention the engine's or dockerd's
+# chains or bridges, then flush and delete those chains (CNI-*, DOCKER*).
+iptables_cleanup() {
+  local table rule chain chains
+  command -v iptables-save >/dev/null || return 0
+  for table in filter nat; do
+    iptables-save -t "$table" 2>/dev/null |
+      grep -E '^-A (INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) .*(DOCKER|CNI-|docker0|dagger0)' |
+      sed 's/^-A /-D /' | while read -r rule; do
+        eval "iptables -t $table $rule" 2>/dev/null || true
+      done
+    chains=$(iptables-save -t "$table" 2>/dev/null | sed -n 's/^:\(DOCKER[^ ]*\|CNI-[^ ]*\) .*/\1/p')
+    for chain in $chains; do iptables -t "$table" -F "$chain" 2>/dev/null || true; done
+    for chain in $chains; do iptables -t "$table" -X "$chain" 2>/dev/null || true; done
+  done
+}
+
 cmd_down() {
   need_root down
   local c
@@ -314,14 +333,15 @@ cmd_down() {
     done
   fi
   for c in dockerd moto engine registry mirror; do stop "$c"; done
-  # What the engine leaves behind (OFFLINE-ENGINE.md): its bridge, CNI chains, sockets.
+  # What the engine and dockerd leave behind (OFFLINE-ENGINE.md): bridges, iptables chains and
+  # rules, ip_forward. Only what carries their names is touched.
   ip link delete dagger0 2>/dev/null || true
   ip link delete docker0 2>/dev/null || true
-  for c in CNI-FORWARD CNI-ADMIN; do
-    iptables -D FORWARD -j "$c" 2>/dev/null || true
-    iptables -F "$c" 2>/dev/null || true
-    iptables -X "$c" 2>/dev/null || true
-  done
+  iptables_cleanup
+  if [ -f "$RUN/ip_forward.orig" ]; then
+    sysctl -qw "net.ipv4.ip_forward=$(cat "$RUN/ip_forward.orig")" || true
+    rm -f "$RUN/ip_forward.orig"
+  fi
   rm -f "$ENGINE/run/engine.sock" /run/buildkit/buildkitd.sock
   rm -rf "$RUN/registry-storage" "$RUN/docker" "$RUN/docker.sock" "$ENV_FILE"
   log "down"
