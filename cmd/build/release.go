@@ -61,7 +61,8 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 
 	// Check before acting: credentials first, so a missing parameter fails in
 	// a second, not after the build. The password goes straight into a Dagger
-	// secret and is only ever handed to WithRegistryAuth.
+	// secret; its only use is the push of the OCI layout (internal/ocipush),
+	// which never logs it or wraps it into an error.
 	user, password, err := registryCreds(ctx, p.c, pf)
 	if err != nil {
 		return err
