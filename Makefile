@@ -3,13 +3,13 @@
 .PHONY: build test pipeline up down lint
 
 build: ## run the build CodeBuild runs (lint, test, image, publish, deploy bundle in dist/)
-	bash dev/build.sh
+	bash dev/with-env.sh go run ./cmd/build all
 
 test: ## run every test: linters, go vet, unit and integration tests against the real services
-	bash dev/test.sh
+	bash dev/with-env.sh bash dev/test.sh
 
 pipeline: ## the whole pipeline locally: branch tip -> buildspec.yml -> appspec.yml -> URL (BRANCH=main)
-	bash dev/pipeline.sh --branch $(or $(BRANCH),main)
+	bash dev/with-env.sh go run ./cmd/pipeline --repo . --branch $(or $(BRANCH),main)
 
 up: ## start the dev environment only (prints the env file to source)
 	bash dev/env.sh up
