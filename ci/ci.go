@@ -85,8 +85,15 @@ func Deps(c *dagger.Client, baseImage string, src *dagger.Directory) *dagger.Con
 // over the source. Any exit code is accepted so the caller can read the exit
 // code and output.
 func Lint(deps *dagger.Container) *dagger.Container {
-	return deps.WithExec([]string{"flake8", "."}, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	return deps.WithExec(LintArgs, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 }
+
+// LintArgs and TestArgs are the commands Lint and Test run (failure reports quote them).
+var (
+	LintArgs = []string{"flake8", "."}
+	TestArgs = []string{"python", "-m", "pytest", "-p", "no:cacheprovider", "-rfE",
+		"--junitxml=" + PytestReport, "-o", "junit_family=xunit2"}
+)
 
 // Test runs pytest and writes JUnit XML to PytestReport. Any exit code is
 // accepted so the caller can read the report and the output even on failure.
@@ -94,9 +101,7 @@ func Test(deps *dagger.Container) *dagger.Container {
 	// pytest creates ReportsDir for --junitxml: no separate mkdir exec (each
 	// exec is a container start).
 	return deps.
-		WithExec([]string{"python", "-m", "pytest", "-p", "no:cacheprovider", "-rfE",
-			"--junitxml=" + PytestReport, "-o", "junit_family=xunit2"},
-			dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+		WithExec(TestArgs, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 }
 
 // Bundle is the CodeDeploy revision without image.env: appspec.yml at the

@@ -41,9 +41,9 @@ const engineHelp = "start one with `sudo dev/env.sh up` and `source /run/webapp-
 	"or on a machine with Docker unset _EXPERIMENTAL_DAGGER_CLI_BIN and _EXPERIMENTAL_DAGGER_RUNNER_HOST so the SDK provisions its own engine"
 
 // The commands ci.Lint and ci.Test run in /src, for the failure report.
-const (
-	lintCmd = "flake8 ."
-	testCmd = "python -m pytest -p no:cacheprovider -rfE --junitxml=" + ci.PytestReport + " -o junit_family=xunit2"
+var (
+	lintCmd = strings.Join(ci.LintArgs, " ")
+	testCmd = strings.Join(ci.TestArgs, " ")
 )
 
 // connect opens the engine session. An unreachable engine is one line
