@@ -25,9 +25,10 @@ source "$ROOT/dev/versions.env"
 
 CACHE=${WEBAPP_DEV_CACHE:-/var/cache/webapp-dev}
 RUN=${WEBAPP_DEV_RUN:-/run/webapp-dev}
-ENGINE=$CACHE/dagger-$DAGGER_VERSION
+ENGINE=$CACHE/dagger-$DAGGER_VERSION-r$ENGINE_REV
 TOOLS=$CACHE/tools-$(sha256sum "$ROOT/dev/requirements-tools.txt" | cut -c1-12)
-ROOTFS_TAR=$CACHE/rootfs-$DEBIAN_SUITE-python-r$ROOTFS_REV.tar
+HOST_CAS=(/usr/local/share/ca-certificates/*.crt) # this machine's extra CAs (a TLS proxy's), if any
+ROOTFS_TAR=$CACHE/rootfs-$DEBIAN_SUITE-python-r$ROOTFS_REV-ca$(cat "${HOST_CAS[@]}" 2>/dev/null | sha256sum | cut -c1-8).tar
 MIRROR_PORT=5000
 REGISTRY_PORT=5001
 MOTO_PORT=4566
@@ -73,6 +74,12 @@ build_engine() {
   mkdir -p "$work/distconsts"
   sed "s#@PREFIX@#$ENGINE#g" "$ROOT/dev/engine/distconsts.go.tmpl" > "$work/distconsts/distconsts.go"
   printf 'module github.com/dagger/dagger/engine/distconsts\n\ngo 1.23\n' > "$work/distconsts/go.mod"
+  # The engine installs the host's extra CA certificates into every container it runs
+  # (update-ca-certificates before and after each exec: ~1 s per exec here). The stand-in base
+  # image already trusts them (build_rootfs), so the engine gets a CA directory of its own, empty.
+  local cacerts=$work/src/engine/buildkit/cacerts/cacerts.go
+  sed -i "s#\"/usr/local/share/ca-certificates\"#\"$ENGINE/ca-certificates\"#" "$cacerts"
+  grep -q "\"$ENGINE/ca-certificates\"" "$cacerts" || die "could not patch the engine's CA directory in $cacerts"
   (
     cd "$work/src"
     go mod edit -dropreplace dagger.io/dagger -require "dagger.io/dagger@$DAGGER_VERSION" \
@@ -92,7 +99,7 @@ build_engine() {
 }
 
 link_runtime() {
-  mkdir -p "$ENGINE/bin" "$ENGINE/cni/bin" "$ENGINE/run" "$ENGINE/state" "$ENGINE/share/content"
+  mkdir -p "$ENGINE/bin" "$ENGINE/cni/bin" "$ENGINE/run" "$ENGINE/state" "$ENGINE/share/content" "$ENGINE/ca-certificates"
   ln -sf "$(command -v runc)" "$ENGINE/bin/runc"
   local p
   for p in bridge firewall host-local loopback; do ln -sf "/usr/lib/cni/$p" "$ENGINE/cni/bin/$p"; done
@@ -127,6 +134,13 @@ build_rootfs() {
   log "debootstrap $DEBIAN_SUITE from $mirror (once; ~80 s)"
   debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
     "$DEBIAN_SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 || die "debootstrap failed: see $dir.log"
+  # This machine may reach PyPI through a TLS-intercepting proxy whose CA is in
+  # /usr/local/share/ca-certificates: the stand-in base image trusts it, as a company's golden
+  # base image would, so pip works in every container with no per-exec CA injection.
+  if [ -e "${HOST_CAS[0]}" ]; then
+    cp "${HOST_CAS[@]}" "$dir/usr/local/share/ca-certificates/"
+    chroot "$dir" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates in the rootfs failed"
+  fi
   # Trim what an image does not need, and make the tarball reproducible (sorted, fixed mtimes).
   chroot "$dir" apt-get clean
   rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/* "$dir"/var/log/* "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/tmp/*
@@ -229,7 +243,12 @@ EOF
 }
 
 start_engine() {
-  running engine && return 0
+  if running engine; then
+    # the running engine may be an older build (its cache key changed since): replace it
+    [ "$(readlink "/proc/$(cut -d' ' -f1 "$RUN/engine.pid")/exe")" = "$ENGINE/bin/dagger-engine" ] && return 0
+    log "replacing the running engine with $ENGINE"
+    stop engine
+  fi
   engine_config > "$RUN/engine.toml"
   # A private mount namespace: the engine bind-mounts its own resolv.conf and would otherwise
   # change the host's DNS. The host network namespace is kept so 127.0.0.1 services are reachable.
@@ -276,6 +295,18 @@ EOF
   mv "$ENV_FILE.tmp" "$ENV_FILE")
 }
 
+# Keyed cache entries that no current key names (an older engine, rootfs or venv) are removed.
+prune_stale() {
+  local keep=("$ENGINE" "$ROOTFS_TAR" "$TOOLS" "$CACHE/checkov-$(venv_key requirements-checkov.txt)") entry k stale
+  for entry in "$CACHE"/dagger-* "$CACHE"/rootfs-* "$CACHE"/tools-* "$CACHE"/checkov-*; do
+    [ -e "$entry" ] || continue
+    stale=1
+    for k in "${keep[@]}"; do [ "$entry" = "$k" ] && stale=0; done
+    [ "$stale" -eq 1 ] && { log "removing stale cache entry $entry"; rm -rf "$entry"; }
+  done
+  return 0
+}
+
 cmd_up() {
   need_root up
   command -v go >/dev/null || die "Go is needed to build the engine: install Go >= 1.24"
@@ -294,6 +325,7 @@ cmd_up() {
   start_moto
   start_dockerd
   write_env
+  prune_stale
   log "up; use it with: source $ENV_FILE"
   echo "$ENV_FILE"
 }
