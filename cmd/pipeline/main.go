@@ -70,7 +70,7 @@ func (e *stageError) Unwrap() error { return e.err }
 func (c *CLI) run(ctx context.Context, out, logw io.Writer) error {
 	env, err := devenv.FromEnviron()
 	if err != nil {
-		return fmt.Errorf("%w (start the dev environment: sudo dev/env.sh up && source /run/webapp-dev/env)", err)
+		return err
 	}
 	for _, d := range []string{"source", "artifacts", "instance", "logs"} {
 		if err := os.MkdirAll(filepath.Join(c.Work, d), 0o755); err != nil {
@@ -131,8 +131,12 @@ func (c *CLI) source(ctx context.Context) (commit, subject, dir string, err erro
 		}
 		return strings.TrimSpace(string(b)), err
 	}
-	if commit, err = git("rev-parse", "--verify", "refs/heads/"+c.Branch+"^{commit}"); err != nil {
-		return "", "", "", fmt.Errorf("branch %q: %w", c.Branch, err)
+	if _, err = git("rev-parse", "--git-dir"); err != nil {
+		return "", "", "", fmt.Errorf("--repo %q is not a git repository: %w", c.Repo, err)
+	}
+	if commit, err = git("rev-parse", "--verify", "--quiet", "refs/heads/"+c.Branch+"^{commit}"); err != nil || commit == "" {
+		branches, _ := git("for-each-ref", "--format=%(refname:short)", "refs/heads/")
+		return "", "", "", fmt.Errorf("no branch %q in %s (branches: %s): commit to it or pass --branch", c.Branch, c.Repo, strings.ReplaceAll(branches, "\n", ", "))
 	}
 	subject, _ = git("log", "-1", "--format=%s", commit)
 	dir = filepath.Join(c.Work, "source", commit)

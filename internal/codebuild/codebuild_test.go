@@ -170,7 +170,7 @@ phases:
 func TestMissingParameterIsARunnerError(t *testing.T) {
 	t.Parallel()
 	_, err := Run(context.Background(), Options{
-		Spec: parse(t, "version: 0.2\nenv: {parameter-store: {X: /p/missing}}\nphases: {build: {commands: [true]}}"),
+		Spec:   parse(t, "version: 0.2\nenv: {parameter-store: {X: /p/missing}}\nphases: {build: {commands: [true]}}"),
 		SrcDir: t.TempDir(), Params: fakeParams{}, Log: &bytes.Buffer{},
 	})
 	if err == nil || !strings.Contains(err.Error(), "/p/missing") {

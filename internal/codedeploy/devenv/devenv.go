@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -55,6 +56,7 @@ func FromEnviron() (Env, error) {
 			missing = append(missing, name)
 		}
 	}
+	sort.Strings(missing) // a stable message
 	if len(missing) > 0 {
 		return e, fmt.Errorf("dev environment not loaded (missing %s): run `bash dev/env.sh up` and `source /run/webapp-dev/env`",
 			strings.Join(missing, ", "))
