@@ -73,6 +73,15 @@ run_shellcheck() {
   record shellcheck "$n" "$n findings in ${#files[@]} files (shellcheck $version)"
 }
 
+run_gofmt() {
+  local out n files
+  mapfile -t files < <(git ls-files '*.go')
+  out=$(gofmt -l "${files[@]}" || true)
+  n=0
+  [ -z "$out" ] || { printf 'gofmt would change: %s\n' "$out" >&2; n=$(printf '%s\n' "$out" | wc -l); }
+  record gofmt "$n" "$n unformatted Go files ($(go version | cut -d' ' -f3))"
+}
+
 # yaml_files : every YAML file git knows about (tracked or new, not ignored), one per line.
 yaml_files() {
   if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
@@ -139,6 +148,7 @@ main() {
   cd "$ROOT"
   find_tools
   run_shellcheck
+  run_gofmt
   run_yamllint
   run_cfn_lint
   run_checkov
