@@ -67,7 +67,9 @@ load_config() {
 }
 
 # Registry credentials come from SSM (names in image.env). The password goes from a variable to
-# docker's stdin through a builtin: it is never on a command line, in a file or in the log.
+# docker's stdin through a builtin: it is never on a command line or in the log, and the login
+# lives in a throwaway DOCKER_CONFIG (ensure_image) removed when the hook exits, so it is not left
+# on the instance's disk either.
 registry_login() {
   need_cmd aws
   local user password
@@ -90,6 +92,9 @@ ensure_image() {
     log "image already present: $IMAGE"
     return 0
   fi
+  DOCKER_CONFIG=$(mktemp -d "${TMPDIR:-/tmp}/webapp-docker-config.XXXXXX")
+  export DOCKER_CONFIG
+  trap 'rm -rf "$DOCKER_CONFIG"' EXIT
   registry_login
   for attempt in 1 2 3; do
     log "pulling $IMAGE (attempt $attempt/3)"

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -187,7 +188,8 @@ func (in *instance) containers() string {
 func TestDockerFirstThenSecondDeployment(t *testing.T) {
 	t.Parallel()
 	img := integration(t)
-	in := newInstance(t, img)
+	tmp := t.TempDir() // the hooks' TMPDIR: where their throwaway docker login lives
+	in := newInstance(t, img, "TMPDIR="+tmp)
 
 	first, err := in.deploy(in.bundle(img.v1, img.tag1))
 	if err != nil {
@@ -221,6 +223,23 @@ func TestDockerFirstThenSecondDeployment(t *testing.T) {
 	if got, want := in.containers(), fmt.Sprintf("%s %s running %s", in.name, img.v2, second.DeploymentID); got != want {
 		t.Errorf("containers:\n got %s\nwant %s", got, want)
 	}
+	// The registry login is not left on the "instance": no docker config of the hooks remains,
+	// and the instance's own docker config holds no password.
+	if left, _ := filepath.Glob(filepath.Join(tmp, "webapp-docker-config.*")); len(left) > 0 {
+		t.Errorf("the hooks left their docker login behind: %v", left)
+	}
+	password, err := img.env.Password()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = filepath.WalkDir(in.config, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), password) || strings.Contains(string(b), "auths") {
+				t.Errorf("%s holds a registry login", p)
+			}
+		}
+		return nil
+	})
 }
 
 func TestDockerUnhealthyImageFailsValidateService(t *testing.T) {
