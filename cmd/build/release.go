@@ -138,12 +138,9 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		_, digest, _ := strings.Cut(ref, "@")
 		ref = pf.ImageRepo + "@" + digest
 		facts, ferr := p.imageFacts(ctx)
-		switch {
-		case ferr != nil:
+		if ferr != nil {
 			log.Warn("image size unknown", "err", oneLine(ferr.Error()))
 			facts = &imageFacts{Digest: digest}
-		case facts.Digest != digest:
-			log.Warn("the registry reports another digest than the image layout's", "pushed", digest, "layout", facts.Digest)
 		}
 		facts.Ref, facts.Digest = ref, digest
 		rep.image = facts

@@ -49,7 +49,16 @@ func Push(ctx context.Context, dir, ref, user, password string) (string, error) 
 	if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithAuth(auth)); err != nil {
 		return "", err
 	}
-	return tag.Context().Name() + "@" + im.Manifests[0].Digest.String(), nil
+	// What the registry now serves under the tag must be the layout's manifest, byte for byte:
+	// image.env names the image by this digest.
+	got, err := remote.Head(tag, remote.WithContext(ctx), remote.WithAuth(auth))
+	if err != nil {
+		return "", fmt.Errorf("check the pushed tag %s: %w", tag, err)
+	}
+	if want := im.Manifests[0].Digest; got.Digest != want {
+		return "", fmt.Errorf("the registry serves %s as %s, not the pushed manifest %s", tag, got.Digest, want)
+	}
+	return tag.Context().Name() + "@" + got.Digest.String(), nil
 }
 
 func loopback(ref string) bool {
