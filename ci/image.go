@@ -21,25 +21,15 @@ type ImageOpts struct {
 	BaseImage string
 	Revision  string // git commit (or "dev")
 	Version   string // APP_VERSION; the revision when empty
-	SourceURL string // org.opencontainers.image.source; omitted when empty
 	// SourceDateEpoch is the commit time (unix seconds): every file mtime, the
 	// config's created time and org.opencontainers.image.created come from it,
-	// so the same commit gives the same image digest. When 0, Created is
-	// parsed (RFC 3339) instead; when both are empty, the epoch is 0.
+	// so the same commit gives the same image digest (0: undated, still
+	// reproducible). Nothing else about where or when it was built goes in.
 	SourceDateEpoch int64
-	Created         string // RFC 3339; used only when SourceDateEpoch is 0
 	Title           string // org.opencontainers.image.title
 }
 
-func (o ImageOpts) epoch() int64 {
-	if o.SourceDateEpoch != 0 {
-		return o.SourceDateEpoch
-	}
-	if t, err := time.Parse(time.RFC3339, o.Created); err == nil {
-		return t.Unix()
-	}
-	return 0
-}
+func (o ImageOpts) epoch() int64 { return o.SourceDateEpoch }
 
 // runtimeExclude is what the running service does not need.
 var runtimeExclude = []string{"tests", "requirements*.txt", "setup.cfg", ".flake8", "pytest.ini", "conftest.py"}
@@ -151,9 +141,6 @@ func ImageLayout(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.D
 		"org.opencontainers.image.revision": o.Revision,
 		"org.opencontainers.image.version":  version,
 		"org.opencontainers.image.created":  created,
-	}
-	if o.SourceURL != "" {
-		labels["org.opencontainers.image.source"] = o.SourceURL
 	}
 	spec := imageSpec{
 		Epoch:   epoch,

@@ -194,7 +194,6 @@ func (p *pipeline) image(ctx context.Context, revision string) (*dagger.Containe
 	p.imageOpts = ci.ImageOpts{
 		BaseImage:       p.flags.BaseImage,
 		Revision:        revision,
-		SourceURL:       sourceURL(ctx, p.flags.Source),
 		SourceDateEpoch: sourceDateEpoch(ctx, p.flags.Source),
 		Title:           "webapp",
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,24 +238,10 @@ func buildspecIfAny(source string) string {
 	return ""
 }
 
-// sourceURL is the repository URL for the OCI source label, without any
-// credentials: CODEBUILD_SOURCE_REPO_URL, else git's origin, else "".
-func sourceURL(ctx context.Context, source string) string {
-	raw := os.Getenv("CODEBUILD_SOURCE_REPO_URL")
-	if raw == "" {
-		out, _ := exec.CommandContext(ctx, "git", "-C", source, "config", "--get", "remote.origin.url").Output()
-		raw = strings.TrimSpace(string(out))
-	}
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		u.User = nil
-		raw = u.String()
-	}
-	return raw
-}
-
 // sourceDateEpoch is the reproducible build time: SOURCE_DATE_EPOCH when set,
 // else the commit time of HEAD in source, else 0 (not a git checkout, e.g. a
-// CODE_ZIP without SOURCE_DATE_EPOCH: still reproducible, just undated).
+// CODE_ZIP without SOURCE_DATE_EPOCH: still reproducible, just undated; the
+// pipeline's source action delivers a clone, so CodeBuild has the commit).
 func sourceDateEpoch(ctx context.Context, source string) int64 {
 	if v, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil && v > 0 {
 		return v

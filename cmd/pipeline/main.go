@@ -1,5 +1,5 @@
 // Command pipeline runs the whole CodePipeline locally, with the files that drive it on AWS:
-// Source (a clean export of a branch tip, as the GitHub connection delivers it), Build
+// Source (a fresh clone of a branch tip, as the GitHub connection delivers it), Build
 // (buildspec.yml itself, with CodeBuild's semantics, its artifacts zipped as the artifact store
 // holds them) and Deploy (that zip, unpacked and deployed in place onto a local "instance" by
 // replaying CodeDeploy's lifecycle against the dev environment's dockerd). It ends by printing
@@ -10,7 +10,6 @@
 package main
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
@@ -120,35 +119,42 @@ func (c *CLI) run(ctx context.Context, out, logw io.Writer) error {
 	return nil
 }
 
-// source exports the branch tip like the CodeConnections source action's CODE_ZIP: the
-// committed tree of that commit, no .git, no working-tree changes.
+// source checks out the branch tip as the source action's CODEBUILD_CLONE_REF delivers it (the
+// format infra/template.yml uses): a fresh clone of the repository at that commit — the committed
+// tree with its git metadata, never the working tree or its uncommitted changes.
 func (c *CLI) source(ctx context.Context) (commit, subject, dir string, err error) {
 	git := func(args ...string) (string, error) {
-		b, err := exec.CommandContext(ctx, "git", append([]string{"-C", c.Repo}, args...)...).Output()
+		b, err := exec.CommandContext(ctx, "git", args...).Output()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return "", fmt.Errorf("git %s: %s", strings.Join(args, " "), strings.TrimSpace(string(ee.Stderr)))
 		}
 		return strings.TrimSpace(string(b)), err
 	}
-	if _, err = git("rev-parse", "--git-dir"); err != nil {
+	if _, err = git("-C", c.Repo, "rev-parse", "--git-dir"); err != nil {
 		return "", "", "", fmt.Errorf("--repo %q is not a git repository: %w", c.Repo, err)
 	}
-	if commit, err = git("rev-parse", "--verify", "--quiet", "refs/heads/"+c.Branch+"^{commit}"); err != nil || commit == "" {
-		branches, _ := git("for-each-ref", "--format=%(refname:short)", "refs/heads/")
+	if commit, err = git("-C", c.Repo, "rev-parse", "--verify", "--quiet", "refs/heads/"+c.Branch+"^{commit}"); err != nil || commit == "" {
+		branches, _ := git("-C", c.Repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
 		return "", "", "", fmt.Errorf("no branch %q in %s (branches: %s): commit to it or pass --branch", c.Branch, c.Repo, strings.ReplaceAll(branches, "\n", ", "))
 	}
-	subject, _ = git("log", "-1", "--format=%s", commit)
+	subject, _ = git("-C", c.Repo, "log", "-1", "--format=%s", commit)
 	dir = filepath.Join(c.Work, "source", commit)
 	if err := os.RemoveAll(dir); err != nil {
 		return "", "", "", err
 	}
-	zipPath := dir + ".zip"
-	if _, err := git("archive", "--format=zip", "-o", zipPath, commit); err != nil {
+	repo, err := filepath.Abs(c.Repo)
+	if err != nil {
 		return "", "", "", err
 	}
-	defer os.Remove(zipPath)
-	return commit, subject, dir, unzip(zipPath, dir)
+	if _, err := git("clone", "--quiet", "--no-local", "--single-branch", "--branch", c.Branch, repo, dir); err != nil {
+		return "", "", "", err
+	}
+	// the branch may have moved since rev-parse: build exactly the commit recorded
+	if _, err := git("-C", dir, "checkout", "--quiet", "--detach", commit); err != nil {
+		return "", "", "", err
+	}
+	return commit, subject, dir, nil
 }
 
 func (c *CLI) build(ctx context.Context, commit, execID, srcDir, zipPath, logPath string, logw, out io.Writer) error {
@@ -216,50 +222,6 @@ func health(ctx context.Context, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
-}
-
-func unzip(zipPath, dir string) error {
-	zr, err := zip.OpenReader(zipPath)
-	if err != nil {
-		return err
-	}
-	defer zr.Close()
-	for _, f := range zr.File {
-		p := filepath.Join(dir, filepath.FromSlash(f.Name))
-		if !strings.HasPrefix(p, filepath.Clean(dir)+string(os.PathSeparator)) {
-			return fmt.Errorf("zip entry %q escapes the source directory", f.Name)
-		}
-		if f.FileInfo().IsDir() {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := extract(f, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func extract(f *zip.File, p string) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	r, err := f.Open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	w, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, f.Mode().Perm()|0o200)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(w, r); err != nil {
-		w.Close()
-		return err
-	}
-	return w.Close()
 }
 
 // prefixed writes each complete line with a prefix, so the build and hook output reads apart
