@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/acme/webapp-pipeline/ci"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -128,12 +129,13 @@ func (c *ImageCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *r
 		return err
 	}
 	defer p.close()
-	img, err := p.image(ctx, c.Revision)
-	if err != nil || c.Tarball == "" {
+	if _, err := p.image(ctx, c.Revision); err != nil || c.Tarball == "" {
 		return err
 	}
 	start := time.Now()
-	if _, err := img.AsTarball().Export(ctx, c.Tarball); err != nil {
+	// The layout publish pushes, as one OCI archive: the same bytes, so the same digest.
+	tarball := ci.ImageTarball(p.c, c.BaseImage, ci.ImageLayout(p.c, p.src, p.imageOpts))
+	if _, err := tarball.Export(ctx, c.Tarball); err != nil {
 		return fmt.Errorf("export image tarball to %s: %w", c.Tarball, explain(err))
 	}
 	log.Info("image exported", "file", c.Tarball, "seconds", secs(time.Since(start)))
