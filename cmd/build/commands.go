@@ -56,6 +56,8 @@ type PublishFlags struct {
 	ImageRepo             string `help:"Image repository to push to, e.g. 127.0.0.1:5001/webapp (tag = revision)." env:"BUILD_IMAGE_REPO" placeholder:"REPO"`
 	RegistryUsernameParam string `help:"SSM parameter (SecureString) holding the registry username." env:"BUILD_REGISTRY_USERNAME_PARAM" placeholder:"NAME"`
 	RegistryPasswordParam string `help:"SSM parameter (SecureString) holding the registry password." env:"BUILD_REGISTRY_PASSWORD_PARAM" placeholder:"NAME"`
+	PullUsernameParam     string `help:"SSM parameter the INSTANCES read the registry username from, written into image.env (default: --registry-username-param). Give instances a pull-only login here." env:"BUILD_PULL_USERNAME_PARAM" placeholder:"NAME"`
+	PullPasswordParam     string `help:"SSM parameter the INSTANCES read the registry password from, written into image.env (default: --registry-password-param)." env:"BUILD_PULL_PASSWORD_PARAM" placeholder:"NAME"`
 	Region                string `help:"AWS region of the SSM parameters (default: the SDK's chain)." env:"AWS_REGION" placeholder:"REGION"`
 }
 

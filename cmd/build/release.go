@@ -145,8 +145,9 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		rep.image = facts
 		env, err := ci.ImageEnv{
 			Image: ref, ImageTag: tag, Revision: rf.Revision, Registry: registry,
-			RegistryUsernameParam: pf.RegistryUsernameParam, RegistryPasswordParam: pf.RegistryPasswordParam,
-			AWSRegion: regionOf(pf), ContainerName: "webapp", ContainerPort: ci.Port,
+			RegistryUsernameParam: or(pf.PullUsernameParam, pf.RegistryUsernameParam),
+			RegistryPasswordParam: or(pf.PullPasswordParam, pf.RegistryPasswordParam),
+			AWSRegion:             regionOf(pf), ContainerName: "webapp", ContainerPort: ci.Port,
 		}.Render()
 		if err != nil {
 			return err
@@ -270,4 +271,12 @@ func bundleProblemLines(err error) []string {
 		return []string{err.Error()}
 	}
 	return strings.Split(rest, "; ")
+}
+
+// or is a, else b.
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -336,3 +336,24 @@ func findInImageTar(t *testing.T, path, s string) string {
 	}
 	return ""
 }
+
+// TestInstancesGetThePullParameters: with pull-only SSM names set, image.env (what the instances
+// read) names those, not the push login's.
+func TestInstancesGetThePullParameters(t *testing.T) {
+	needEnv(t)
+	t.Parallel()
+	src := checkout(t)
+	out := filepath.Join(t.TempDir(), "dist")
+	r := runBuild(t, src, []string{
+		"BUILD_IMAGE_REPO=" + uniqueRepo("pull"),
+		"BUILD_PULL_USERNAME_PARAM=/webapp/pull/username",
+		"BUILD_PULL_PASSWORD_PARAM=/webapp/pull/password",
+	}, "all", "--out", out)
+	if r.code != 0 {
+		t.Fatalf("build should pass\n%s", r)
+	}
+	env := readImageEnv(t, out)
+	if env["REGISTRY_USERNAME_PARAM"] != "/webapp/pull/username" || env["REGISTRY_PASSWORD_PARAM"] != "/webapp/pull/password" {
+		t.Errorf("image.env should name the pull parameters, has %q and %q", env["REGISTRY_USERNAME_PARAM"], env["REGISTRY_PASSWORD_PARAM"])
+	}
+}
