@@ -12,8 +12,8 @@ package ci_test
 //     is pulled, pip downloads, every layer is written again.
 
 import (
-	"bufio"
 	"context"
+	"github.com/acme/webapp-pipeline/internal/devtest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -31,28 +31,7 @@ const commitTime = 1764158400 // 2025-11-26T12:00:00Z, stands for `git log -1 --
 
 func devEngine(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs the dev environment's engine (skipped with -short)")
-	}
-	if os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") == "" {
-		f, err := os.Open("/run/webapp-dev/env")
-		if err != nil {
-			t.Fatal("needs the dev environment: `sudo dev/env.sh up`, or `go test -short`")
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			line, ok := strings.CutPrefix(sc.Text(), "export ")
-			if !ok {
-				continue
-			}
-			for _, kv := range strings.Fields(line) {
-				if k, v, ok := strings.Cut(kv, "="); ok {
-					t.Setenv(k, os.ExpandEnv(v))
-				}
-			}
-		}
-	}
+	devtest.Require(t)
 }
 
 // checkout copies testdata/apps/hello/app to a new dir and sets every mtime to mtime.

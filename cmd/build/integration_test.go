@@ -5,10 +5,10 @@ package main
 // FAIL, with the fix, when the environment is missing; only -short skips them.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/acme/webapp-pipeline/internal/devtest"
 	"io/fs"
 	"net/http"
 	"os"
@@ -27,8 +27,6 @@ import (
 	"github.com/acme/webapp-pipeline/internal/ssmparam"
 )
 
-const devEnvFile = "/run/webapp-dev/env"
-
 var devEnvKeys = []string{
 	"_EXPERIMENTAL_DAGGER_CLI_BIN", "_EXPERIMENTAL_DAGGER_RUNNER_HOST", "AWS_ENDPOINT_URL_SSM", "AWS_REGION",
 	"BUILD_IMAGE_REPO", "BUILD_REGISTRY_USERNAME_PARAM", "BUILD_REGISTRY_PASSWORD_PARAM", "DOCKER_HOST",
@@ -38,38 +36,7 @@ var devEnvKeys = []string{
 // variables are already set) and fails clearly when it is not there.
 func devEnv(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs the dev environment (skipped with -short)")
-	}
-	if os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") == "" {
-		f, err := os.Open(devEnvFile)
-		if err != nil {
-			t.Fatalf("integration tests need the dev environment: run `sudo dev/env.sh up` (writes %s), or `go test -short` for unit tests only", devEnvFile)
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			line, ok := strings.CutPrefix(sc.Text(), "export ")
-			if !ok {
-				continue
-			}
-			for _, kv := range strings.Fields(line) { // values here hold no spaces
-				if k, v, ok := strings.Cut(kv, "="); ok {
-					t.Setenv(k, os.ExpandEnv(v))
-				}
-			}
-		}
-	}
-	for _, k := range devEnvKeys {
-		if os.Getenv(k) == "" {
-			t.Fatalf("%s is not set: source %s (from `sudo dev/env.sh up`) or run `go test -short`", k, devEnvFile)
-		}
-	}
-	if sock, ok := strings.CutPrefix(os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST"), "unix://"); ok {
-		if _, err := os.Stat(sock); err != nil {
-			t.Fatalf("no Dagger engine socket at %s: `sudo dev/env.sh up` (status: bash dev/env.sh status)", sock)
-		}
-	}
+	devtest.Require(t, devEnvKeys...)
 }
 
 // fixture copies testdata/apps/hello to a temp dir, applying edits

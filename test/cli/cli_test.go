@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/acme/webapp-pipeline/internal/devtest"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,14 +58,7 @@ func run(m *testing.M) int {
 // needEnv fails (not skips) when the dev environment is missing: these tests are the proof.
 func needEnv(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs the dev environment (run without -short via make test)")
-	}
-	for _, k := range []string{"_EXPERIMENTAL_DAGGER_RUNNER_HOST", "AWS_ENDPOINT_URL_SSM", "BUILD_IMAGE_REPO", "WEBAPP_DEV_REGISTRY_PASSWORD_FILE"} {
-		if os.Getenv(k) == "" {
-			t.Fatalf("%s is not set: run `source $(sudo dev/env.sh up)` first, or use `make test`", k)
-		}
-	}
+	devtest.Require(t, "AWS_ENDPOINT_URL_SSM", "BUILD_IMAGE_REPO", "WEBAPP_DEV_REGISTRY_PASSWORD_FILE")
 }
 
 // result is one run of the binary.

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/acme/webapp-pipeline/internal/devtest"
 	"io"
 	"net"
 	"net/http"
@@ -31,14 +32,7 @@ func repoRoot(t *testing.T) string {
 
 func needEnv(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test: needs the dev environment (run without -short via make test)")
-	}
-	for _, k := range []string{"_EXPERIMENTAL_DAGGER_RUNNER_HOST", "AWS_ENDPOINT_URL_SSM", "BUILD_IMAGE_REPO", "DOCKER_HOST"} {
-		if os.Getenv(k) == "" {
-			t.Fatalf("%s is not set: run `source $(sudo dev/env.sh up)` first, or use `make test`", k)
-		}
-	}
+	devtest.Require(t, "AWS_ENDPOINT_URL_SSM", "BUILD_IMAGE_REPO", "DOCKER_HOST")
 }
 
 func run(t *testing.T, dir string, name string, args ...string) string {
