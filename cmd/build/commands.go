@@ -7,7 +7,6 @@ import (
 	"github.com/acme/webapp-pipeline/ci"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -41,8 +40,8 @@ var tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 func (f *RevisionFlags) resolve(ctx context.Context, source string) error {
 	if f.Revision == "" {
 		f.Revision = "dev"
-		if out, err := exec.CommandContext(ctx, "git", "-C", source, "rev-parse", "HEAD").Output(); err == nil {
-			f.Revision = strings.TrimSpace(string(out))
+		if out, err := gitOut(ctx, source, "rev-parse", "HEAD"); err == nil {
+			f.Revision = out
 		}
 	}
 	if !tagRe.MatchString(f.Revision) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -247,8 +246,8 @@ func sourceDateEpoch(ctx context.Context, source string) int64 {
 	if v, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil && v > 0 {
 		return v
 	}
-	out, err := exec.CommandContext(ctx, "git", "-C", source, "log", "-1", "--format=%ct").Output()
-	if v, perr := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && perr == nil {
+	out, err := gitOut(ctx, source, "log", "-1", "--format=%ct")
+	if v, perr := strconv.ParseInt(out, 10, 64); err == nil && perr == nil {
 		return v
 	}
 	return 0
@@ -257,8 +256,8 @@ func sourceDateEpoch(ctx context.Context, source string) int64 {
 // created is the commit time of HEAD (so rebuilding a commit gives the same
 // label), else now.
 func created(ctx context.Context, source string) string {
-	out, err := exec.CommandContext(ctx, "git", "-C", source, "log", "-1", "--format=%cI").Output()
-	if t, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(out))); err == nil && perr == nil {
+	out, err := gitOut(ctx, source, "log", "-1", "--format=%cI")
+	if t, perr := time.Parse(time.RFC3339, out); err == nil && perr == nil {
 		return t.UTC().Format(time.RFC3339)
 	}
 	return time.Now().UTC().Format(time.RFC3339)
