@@ -58,10 +58,10 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 	defer p.close()
 
 	// Check before acting: credentials first, so a missing parameter fails in
-	// a second, not after the build. The password goes straight into a Dagger
-	// secret; its only use is the push of the OCI layout (internal/ocipush),
-	// which never logs it or wraps it into an error.
-	user, password, err := registryCreds(ctx, p.c, pf)
+	// a second, not after the build. The password stays in this process; its
+	// only use is the push of the OCI layout (internal/ocipush), which never
+	// logs it or wraps it into an error.
+	user, password, err := registryCreds(ctx, pf)
 	if err != nil {
 		return err
 	}
@@ -122,11 +122,7 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 			if _, err := ci.ImageLayout(p.c, p.src, p.imageOpts).Export(ctx, layoutDir); err != nil {
 				return fmt.Errorf("export image layout: %w", explain(err))
 			}
-			pw, err := password.Plaintext(ctx)
-			if err != nil {
-				return err
-			}
-			ref, err = ocipush.Push(ctx, layoutDir, tag, user, pw)
+			ref, err = ocipush.Push(ctx, layoutDir, tag, user, password)
 			return err
 		})
 		if err != nil {
@@ -171,22 +167,19 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 	return nil
 }
 
-// registryCreds reads the registry username and password from SSM; the
-// password comes back only as a Dagger secret.
-func registryCreds(ctx context.Context, c *dagger.Client, pf PublishFlags) (string, *dagger.Secret, error) {
+// registryCreds reads the registry username and password from SSM.
+func registryCreds(ctx context.Context, pf PublishFlags) (user, password string, err error) {
 	r, err := ssmparam.New(ctx, pf.Region)
 	if err != nil {
-		return "", nil, err
+		return "", "", err
 	}
-	user, err := r.Get(ctx, pf.RegistryUsernameParam)
-	if err != nil {
-		return "", nil, err
+	if user, err = r.Get(ctx, pf.RegistryUsernameParam); err != nil {
+		return "", "", err
 	}
-	pw, err := r.Get(ctx, pf.RegistryPasswordParam)
-	if err != nil {
-		return "", nil, err
+	if password, err = r.Get(ctx, pf.RegistryPasswordParam); err != nil {
+		return "", "", err
 	}
-	return user, c.SetSecret("registry-password", pw), nil
+	return user, password, nil
 }
 
 // publishError makes a rejected login one clear line; nothing was pushed.
