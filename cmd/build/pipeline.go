@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"dagger.io/dagger"
@@ -24,8 +25,10 @@ type pipeline struct {
 	errw  io.Writer // tool output (flake8, pytest) goes here
 	flags SourceFlags
 	src   *dagger.Directory
-	steps []step
 	rep   *report
+
+	mu    sync.Mutex // guards steps: lint, test and image run at once
+	steps []step
 
 	deps      *dagger.Container // built once, shared by lint and test
 	depsErr   error             // ... and so is its failure
@@ -81,16 +84,50 @@ func connect(ctx context.Context, g *Globals, log *slog.Logger, f SourceFlags, r
 
 func (p *pipeline) close() { _ = p.c.Close() }
 
-// timed runs fn and records its duration under name.
-func (p *pipeline) timed(name string, fn func() error) error {
+// timed runs fn and records its duration under name, unless ctx was
+// cancelled under it (a step stopped because another one failed).
+func (p *pipeline) timed(ctx context.Context, name string, fn func() error) error {
 	start := time.Now()
 	p.rep.stepStart(name)
 	err := fn()
 	d := time.Since(start)
-	p.rep.stepDone(name, d, err)
+	cancelled := err != nil && ctx.Err() != nil
+	p.rep.stepDone(name, d, err, cancelled)
+	if cancelled {
+		p.log.Info("step cancelled", "step", name, "seconds", secs(d))
+		return err
+	}
+	p.mu.Lock()
 	p.steps = append(p.steps, step{Name: name, Seconds: secs(d)})
+	p.mu.Unlock()
 	p.log.Info("step done", "step", name, "seconds", secs(d), "ok", err == nil)
 	return err
+}
+
+// checks installs the requirements, then runs lint and test at once (both
+// only read the deps container). It returns the JUnit reports there are,
+// also when a check failed.
+func (p *pipeline) checks(ctx context.Context) (map[string][]byte, error) {
+	if _, err := p.depsContainer(ctx); err != nil {
+		return nil, err // without the requirements there is nothing to lint or test
+	}
+	var flake8 []byte
+	var lintErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		flake8, lintErr = p.lint(ctx)
+	}()
+	pytest, testErr := p.test(ctx)
+	<-done
+	reports := map[string][]byte{}
+	if flake8 != nil {
+		reports["flake8.xml"] = flake8
+	}
+	if pytest != nil {
+		reports["pytest.xml"] = pytest
+	}
+	return reports, errors.Join(lintErr, testErr)
 }
 
 func (p *pipeline) depsContainer(ctx context.Context) (*dagger.Container, error) {
@@ -98,7 +135,7 @@ func (p *pipeline) depsContainer(ctx context.Context) (*dagger.Container, error)
 		return p.deps, p.depsErr
 	}
 	var deps *dagger.Container
-	err := p.timed("deps", func() error {
+	err := p.timed(ctx, "deps", func() error {
 		var err error
 		deps, err = ci.Deps(p.c, p.flags.BaseImage, p.src).Sync(ctx)
 		return err
@@ -118,7 +155,7 @@ func (p *pipeline) lint(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	var report []byte
-	err = p.timed("lint", func() error {
+	err = p.timed(ctx, "lint", func() error {
 		ctr := ci.Lint(deps)
 		code, err := ctr.ExitCode(ctx)
 		if err != nil {
@@ -148,7 +185,7 @@ func (p *pipeline) test(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	var report []byte
-	err = p.timed("test", func() error {
+	err = p.timed(ctx, "test", func() error {
 		ctr := ci.Test(deps)
 		code, err := ctr.ExitCode(ctx)
 		if err != nil {
@@ -200,7 +237,7 @@ func (p *pipeline) image(ctx context.Context, revision string) (*dagger.Containe
 	// Build the layout (what publish pushes); the container view of it is
 	// imported lazily, only when a caller runs or exports it.
 	img := ci.Image(p.c, p.src, p.imageOpts)
-	err := p.timed("image", func() error {
+	err := p.timed(ctx, "image", func() error {
 		_, err := ci.ImageLayout(p.c, p.src, p.imageOpts).Sync(ctx)
 		return err
 	})

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -66,20 +68,19 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		return err
 	}
 
-	reports := map[string][]byte{}
-	flake8, lintErr := p.lint(ctx)
-	var pytest []byte
-	var testErr error
-	if p.depsErr == nil { // without the requirements there is nothing to test
-		pytest, testErr = p.test(ctx)
-	}
-	if flake8 != nil {
-		reports["flake8.xml"] = flake8
-	}
-	if pytest != nil {
-		reports["pytest.xml"] = pytest
-	}
-	if err := errors.Join(lintErr, testErr); err != nil {
+	// The image does not depend on lint or tests: build it meanwhile, and
+	// stop it if they fail (it is only pushed when they pass).
+	imgCtx, stopImage := context.WithCancel(ctx)
+	defer stopImage()
+	imgErr := make(chan error, 1)
+	go func() {
+		_, err := p.image(imgCtx, rf.Revision)
+		imgErr <- err
+	}()
+	reports, err := p.checks(ctx)
+	if err != nil {
+		stopImage()
+		<-imgErr
 		if len(reports) > 0 {
 			dir := filepath.Join(of.Out, "reports")
 			if werr := writeDirAtomic(dir, func(tmp string) error { return writeFiles(tmp, reports) }); werr != nil {
@@ -90,8 +91,7 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		}
 		return err
 	}
-
-	if _, err := p.image(ctx, rf.Revision); err != nil {
+	if err := <-imgErr; err != nil {
 		return err
 	}
 
@@ -106,23 +106,21 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 			return err
 		}
 		if check {
-			if err := p.timed("check", func() error { return checkBundle(bundleDir, buildspecIfAny(sf.Source)) }); err != nil {
+			if err := p.timed(ctx, "check", func() error { return checkBundle(bundleDir, buildspecIfAny(sf.Source)) }); err != nil {
 				return &stepFailure{Step: "check", Cmd: "check the bundle (appspec.yml, scripts/) and buildspec.yml", Exit: -1,
 					Output: bundleProblemLines(err), Err: err}
 			}
 		}
 		tag := pf.ImageRepo + ":" + rf.Revision
 		registry := ci.RegistryHost(pf.ImageRepo)
-		err := p.timed("publish", func() error {
+		err := p.timed(ctx, "publish", func() error {
 			var err error
 			// Push the layout byte for byte: its digest is reproducible, a
 			// Dagger Publish would re-stamp times (see internal/ocipush).
 			layoutDir := filepath.Join(tmp, ".layout")
 			defer os.RemoveAll(layoutDir)
-			if _, err := ci.ImageLayout(p.c, p.src, p.imageOpts).Export(ctx, layoutDir); err != nil {
-				return fmt.Errorf("export image layout: %w", explain(err))
-			}
-			ref, err = ocipush.Push(ctx, layoutDir, tag, user, password)
+			src := engineLayout{dir: ci.ImageLayout(p.c, p.src, p.imageOpts), tmp: layoutDir}
+			ref, err = ocipush.Push(ctx, src, tag, user, password)
 			return err
 		})
 		if err != nil {
@@ -153,6 +151,7 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		if err := writeFiles(filepath.Join(tmp, "reports"), reports); err != nil {
 			return err
 		}
+		sort.SliceStable(p.steps, func(i, j int) bool { return stepRank(p.steps[i].Name) < stepRank(p.steps[j].Name) })
 		info, _ := json.MarshalIndent(buildInfo{
 			Revision: rf.Revision, Image: ref, ImageTag: tag, Digest: digest,
 			BaseImage: sf.BaseImage, Created: created(ctx, sf.Source), Steps: p.steps,
@@ -271,4 +270,21 @@ func or(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// engineLayout reads the files of an image layout out of the engine on
+// demand, each exported into tmp: publish exports the index, manifest and
+// config, and only the layers the registry lacks (a code change moves one
+// small layer, not the ~20 MB image).
+type engineLayout struct {
+	dir *dagger.Directory
+	tmp string
+}
+
+func (l engineLayout) Open(ctx context.Context, path string) (io.ReadCloser, error) {
+	dst := filepath.Join(l.tmp, filepath.FromSlash(path))
+	if _, err := l.dir.File(path).Export(ctx, dst); err != nil {
+		return nil, fmt.Errorf("export %s of the image layout: %w", path, explain(err))
+	}
+	return os.Open(dst)
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -16,15 +17,16 @@ import (
 // On a terminal it also draws the running step live; elsewhere (CodeBuild) it
 // prints stable plain text: no clock times, no colour, no redrawn lines.
 type report struct {
-	mu      sync.Mutex
-	w       io.Writer // stderr
-	tty     bool      // live progress and colour
-	steps   []stepRecord
-	execs   map[string]*execCount // step → its commands' cache status, from the engine's progress
-	failure *stepFailure
-	image   *imageFacts
-	inv     invocation
-	cur     *liveStep
+	mu       sync.Mutex
+	w        io.Writer // stderr
+	tty      bool      // live progress and colour
+	steps    []stepRecord
+	execs    map[string]*execCount // step → its commands' cache status, from the engine's progress
+	failure  *stepFailure
+	image    *imageFacts
+	inv      invocation
+	running  []liveStep // steps in progress (terminal only)
+	spinning bool       // the live-line goroutine is running
 }
 
 type stepRecord struct {
@@ -51,6 +53,16 @@ type invocation struct {
 	revision  string // the commit, when known
 	reports   string // where the JUnit reports of a failed run went
 	reproduce bool   // the run was `reproduce <commit>`: re-runs are reproduce commands
+}
+
+// stepRank orders steps as the pipeline does, whichever finished first.
+func stepRank(name string) int {
+	for i, s := range []string{"deps", "lint", "test", "image", "check", "publish"} {
+		if s == name {
+			return i
+		}
+	}
+	return 99
 }
 
 // stepFailure is an error that knows which step failed and how. Its Error()
@@ -90,58 +102,68 @@ func (r *report) colour(code, s string) string {
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
 }
 
-// stepStart draws the running step on a terminal (a spinner and the time so far).
+// stepStart draws the running steps on a terminal (a spinner and each
+// step's time so far). Steps may run at once (lint, test and image do).
 func (r *report) stepStart(name string) {
 	if !r.tty {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ls := &liveStep{name: name, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
-	r.cur = ls
-	go func() {
-		defer close(ls.done)
-		frames := []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for i := 0; ; i++ {
-			r.mu.Lock()
-			fmt.Fprintf(r.w, "\r\x1b[K  %s %-8s %5.1fs", r.colour("36", frames[i%len(frames)]), name, time.Since(ls.start).Seconds())
-			r.mu.Unlock()
-			select {
-			case <-ls.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	r.running = append(r.running, liveStep{name: name, start: time.Now()})
+	if !r.spinning {
+		r.spinning = true
+		go r.spin()
+	}
 }
 
 type liveStep struct {
-	name       string
-	start      time.Time
-	stop, done chan struct{}
+	name  string
+	start time.Time
 }
 
-// stepDone records a finished step; on a terminal it replaces the live line.
-func (r *report) stepDone(name string, d time.Duration, err error) {
-	r.mu.Lock()
-	ls := r.cur
-	r.cur = nil
-	r.steps = append(r.steps, stepRecord{name: name, d: d, ok: err == nil})
-	r.mu.Unlock()
-	if ls != nil {
-		close(ls.stop)
-		<-ls.done
+// spin redraws the live line every 100 ms until no step is running.
+func (r *report) spin() {
+	frames := []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
+	for i := 0; ; i++ {
+		r.mu.Lock()
+		if len(r.running) == 0 {
+			r.spinning = false
+			r.mu.Unlock()
+			return
+		}
+		var b strings.Builder
+		for _, ls := range r.running {
+			fmt.Fprintf(&b, "  %-8s %5.1fs", ls.name, time.Since(ls.start).Seconds())
+		}
+		fmt.Fprintf(r.w, "\r\x1b[K  %s%s", r.colour("36", frames[i%len(frames)]), b.String())
+		r.mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// stepDone records a finished step; on a terminal it prints its final line
+// above the live one. A step whose context was cancelled (the image, when
+// lint or tests failed first) is dropped: it neither passed nor failed.
+func (r *report) stepDone(name string, d time.Duration, err error, cancelled bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, ls := range r.running {
+		if ls.name == name {
+			r.running = append(r.running[:i:i], r.running[i+1:]...)
+			break
+		}
+	}
+	if cancelled {
+		return
+	}
+	r.steps = append(r.steps, stepRecord{name: name, d: d, ok: err == nil})
 	if r.tty {
 		mark := r.colour("32", "✓")
 		if err != nil {
 			mark = r.colour("31", "✗")
 		}
-		r.mu.Lock()
 		fmt.Fprintf(r.w, "\r\x1b[K  %s %-8s %5.2fs\n", mark, name, d.Seconds())
-		r.mu.Unlock()
 	}
 }
 
@@ -150,7 +172,7 @@ func (r *report) stepDone(name string, d time.Duration, err error) {
 func (r *report) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.tty && r.cur != nil {
+	if r.tty && len(r.running) > 0 {
 		fmt.Fprint(r.w, "\r\x1b[K")
 	}
 	return r.w.Write(p)
@@ -184,6 +206,7 @@ func (r *report) cacheStatus(step string) string {
 // finish prints the closing block: the failure report when err != nil, else
 // the summary. The caller prints the one-line cause after it.
 func (r *report) finish(err error) {
+	sort.SliceStable(r.steps, func(i, j int) bool { return stepRank(r.steps[i].name) < stepRank(r.steps[j].name) })
 	if len(r.steps) == 0 && r.failure == nil {
 		return // nothing ran (bad flags, no engine, check): the one line says it all
 	}

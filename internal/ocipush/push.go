@@ -6,22 +6,48 @@
 package ocipush
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Push uploads the single image of the layout in dir to ref (repo:tag) with
-// basic credentials (the password is never logged or wrapped into errors),
+// Source reads one file of an OCI image layout by its path in the layout
+// ("index.json", "blobs/sha256/<hex>"). Push opens only the index, the
+// manifest, the config and the layers the registry lacks, so a source that
+// fetches files on demand (cmd/build reads them out of the engine) moves
+// only what changed.
+type Source interface {
+	Open(ctx context.Context, path string) (io.ReadCloser, error)
+}
+
+// Dir is a layout on disk.
+type Dir string
+
+// Open opens path in the layout directory.
+func (d Dir) Open(_ context.Context, path string) (io.ReadCloser, error) {
+	return os.Open(filepath.Join(string(d), filepath.FromSlash(path)))
+}
+
+// Push uploads the single image of the layout to ref (repo:tag) with basic
+// credentials (the password is never logged or wrapped into errors),
 // skipping blobs the registry already has, and returns repo@sha256:....
 // Registries on loopback addresses are spoken to over plain http.
-func Push(ctx context.Context, dir, ref, user, password string) (string, error) {
+func Push(ctx context.Context, src Source, ref, user, password string) (string, error) {
 	var opts []name.Option
 	if loopback(ref) {
 		opts = append(opts, name.Insecure)
@@ -30,20 +56,9 @@ func Push(ctx context.Context, dir, ref, user, password string) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("image reference %q: %w", ref, err)
 	}
-	idx, err := layout.ImageIndexFromPath(dir)
+	img, desc, err := readImage(ctx, src)
 	if err != nil {
-		return "", fmt.Errorf("read image layout %s: %w", dir, err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return "", fmt.Errorf("read image layout %s: %w", dir, err)
-	}
-	if len(im.Manifests) != 1 {
-		return "", fmt.Errorf("image layout %s holds %d images, want 1", dir, len(im.Manifests))
-	}
-	img, err := idx.Image(im.Manifests[0].Digest)
-	if err != nil {
-		return "", fmt.Errorf("read image %s from layout: %w", im.Manifests[0].Digest, err)
+		return "", fmt.Errorf("read image layout: %w", err)
 	}
 	auth := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
 	if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithAuth(auth)); err != nil {
@@ -55,10 +70,105 @@ func Push(ctx context.Context, dir, ref, user, password string) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("check the pushed tag %s: %w", tag, err)
 	}
-	if want := im.Manifests[0].Digest; got.Digest != want {
-		return "", fmt.Errorf("the registry serves %s as %s, not the pushed manifest %s", tag, got.Digest, want)
+	if got.Digest != desc.Digest {
+		return "", fmt.Errorf("the registry serves %s as %s, not the pushed manifest %s", tag, got.Digest, desc.Digest)
 	}
 	return tag.Context().Name() + "@" + got.Digest.String(), nil
+}
+
+// readImage reads the layout's index, its one manifest and the config; the
+// layers stay unread until remote.Write asks for one it must upload.
+func readImage(ctx context.Context, src Source) (v1.Image, v1.Descriptor, error) {
+	var idx v1.IndexManifest
+	if err := readJSON(ctx, src, "index.json", &idx); err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	if len(idx.Manifests) != 1 {
+		return nil, v1.Descriptor{}, fmt.Errorf("the layout holds %d images, want 1", len(idx.Manifests))
+	}
+	desc := idx.Manifests[0]
+	core := &lazyImage{ctx: ctx, src: src, mediaType: desc.MediaType}
+	var err error
+	if core.manifest, err = readBlob(ctx, src, desc.Digest); err != nil {
+		return nil, desc, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(core.manifest))
+	if err != nil {
+		return nil, desc, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
+	if core.config, err = readBlob(ctx, src, m.Config.Digest); err != nil {
+		return nil, desc, err
+	}
+	core.layers = map[v1.Hash]v1.Descriptor{}
+	for _, l := range m.Layers {
+		core.layers[l.Digest] = l
+	}
+	img, err := partial.CompressedToImage(core)
+	return img, desc, err
+}
+
+func readJSON(ctx context.Context, src Source, path string, v any) error {
+	rc, err := src.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := json.NewDecoder(rc).Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// readBlob reads a small blob whole and checks its digest.
+func readBlob(ctx context.Context, src Source, h v1.Hash) ([]byte, error) {
+	rc, err := src.Open(ctx, blobPath(h))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, err
+	}
+	if got := sha256.Sum256(b); h.Algorithm != "sha256" || hex.EncodeToString(got[:]) != h.Hex {
+		return nil, fmt.Errorf("blob %s does not match its digest", h)
+	}
+	return b, nil
+}
+
+func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
+
+// lazyImage is a partial.CompressedImageCore over a layout Source.
+type lazyImage struct {
+	ctx              context.Context
+	src              Source
+	mediaType        types.MediaType
+	manifest, config []byte
+	layers           map[v1.Hash]v1.Descriptor
+}
+
+func (i *lazyImage) RawConfigFile() ([]byte, error)      { return i.config, nil }
+func (i *lazyImage) MediaType() (types.MediaType, error) { return i.mediaType, nil }
+func (i *lazyImage) RawManifest() ([]byte, error)        { return i.manifest, nil }
+func (i *lazyImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	d, ok := i.layers[h]
+	if !ok {
+		return nil, fmt.Errorf("blob %s is not a layer of the manifest", h)
+	}
+	return &lazyLayer{img: i, desc: d}, nil
+}
+
+// lazyLayer opens its blob only when remote.Write uploads it.
+type lazyLayer struct {
+	img  *lazyImage
+	desc v1.Descriptor
+}
+
+func (l *lazyLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
+func (l *lazyLayer) Size() (int64, error)                { return l.desc.Size, nil }
+func (l *lazyLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
+func (l *lazyLayer) Compressed() (io.ReadCloser, error) {
+	return l.img.src.Open(l.img.ctx, blobPath(l.desc.Digest))
 }
 
 func loopback(ref string) bool {
