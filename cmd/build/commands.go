@@ -77,7 +77,8 @@ func (f PublishFlags) Validate() error {
 
 // OutFlags name the artifacts directory.
 type OutFlags struct {
-	Out string `help:"Artifacts directory, replaced atomically: bundle/, reports/, build.json (default: ${default})." env:"BUILD_OUT" default:"dist" placeholder:"DIR"`
+	Out   string `help:"Artifacts directory, replaced atomically: bundle/, reports/, build.json (default: ${default})." env:"BUILD_OUT" default:"dist" placeholder:"DIR"`
+	Force bool   `help:"Build even when --out already holds the build of exactly these inputs (same program, flags, commit time and files), which is otherwise reported as up to date without contacting the engine or the registry." env:"BUILD_FORCE"`
 }
 
 // LintCmd runs flake8.

@@ -29,6 +29,7 @@ type buildInfo struct {
 	Digest    string `json:"digest"`
 	BaseImage string `json:"base_image"`
 	Created   string `json:"created"`
+	Inputs    string `json:"inputs"` // key of everything the build read (see uptodate.go)
 	Steps     []step `json:"steps"`
 }
 
@@ -53,6 +54,18 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		return err
 	}
 	rep.inv.revision = rf.Revision
+	key, err := inputsKey(sf.Source, fmt.Sprint(check), sf.BaseImage, rf.Revision, pf.ImageRepo,
+		pf.RegistryUsernameParam, pf.RegistryPasswordParam, pf.PullUsernameParam, pf.PullPasswordParam,
+		regionOf(pf), fmt.Sprint(sourceDateEpoch(ctx, sf.Source)))
+	if err != nil {
+		return fmt.Errorf("read the inputs of the build: %w", err)
+	}
+	if info, ok := upToDate(of.Out, key); ok && !of.Force {
+		log.Info("up to date", "image", info.Image, "out", of.Out, "inputs", key)
+		rep.upToDate(info.Image, info.Digest, of.Out)
+		fmt.Fprintln(stdout, info.Image)
+		return nil
+	}
 	p, err := connect(ctx, g, log, sf, rep)
 	if err != nil {
 		return err
@@ -154,7 +167,7 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		sort.SliceStable(p.steps, func(i, j int) bool { return stepRank(p.steps[i].Name) < stepRank(p.steps[j].Name) })
 		info, _ := json.MarshalIndent(buildInfo{
 			Revision: rf.Revision, Image: ref, ImageTag: tag, Digest: digest,
-			BaseImage: sf.BaseImage, Created: created(ctx, sf.Source), Steps: p.steps,
+			BaseImage: sf.BaseImage, Created: created(ctx, sf.Source), Inputs: key, Steps: p.steps,
 		}, "", "  ")
 		return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)
 	})

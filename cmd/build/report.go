@@ -24,6 +24,7 @@ type report struct {
 	execs    map[string]*execCount // step → its commands' cache status, from the engine's progress
 	failure  *stepFailure
 	image    *imageFacts
+	fresh    string // the out dir, when it was already up to date
 	inv      invocation
 	running  []liveStep // steps in progress (terminal only)
 	spinning bool       // the live-line goroutine is running
@@ -207,7 +208,7 @@ func (r *report) cacheStatus(step string) string {
 // the summary. The caller prints the one-line cause after it.
 func (r *report) finish(err error) {
 	sort.SliceStable(r.steps, func(i, j int) bool { return stepRank(r.steps[i].name) < stepRank(r.steps[j].name) })
-	if len(r.steps) == 0 && r.failure == nil {
+	if len(r.steps) == 0 && r.failure == nil && r.fresh == "" {
 		return // nothing ran (bad flags, no engine, check): the one line says it all
 	}
 	if err != nil {
@@ -227,9 +228,22 @@ func (r *report) printSteps(w io.Writer) {
 	}
 }
 
+// upToDate is the summary of a run that found nothing to do.
+func (r *report) upToDate(ref, digest, out string) {
+	r.mu.Lock()
+	r.image = &imageFacts{Ref: ref, Digest: digest}
+	r.fresh = out
+	r.mu.Unlock()
+}
+
 func (r *report) printSummary() {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n", r.colour("1;32", "---- build succeeded "+strings.Repeat("-", 50)))
+	if r.fresh != "" {
+		fmt.Fprintf(&b, "%s\n", r.colour("1;32", "---- up to date "+strings.Repeat("-", 55)))
+		fmt.Fprintf(&b, "nothing changed since the build in %s (same program, flags, commit and files): nothing ran; --force rebuilds\n", r.fresh)
+	} else {
+		fmt.Fprintf(&b, "%s\n", r.colour("1;32", "---- build succeeded "+strings.Repeat("-", 50)))
+	}
 	r.printSteps(&b)
 	if im := r.image; im != nil {
 		if im.Ref != "" {

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// The up-to-date check: `publish` and `all` record in out/build.json a key
+// of everything the build reads — the build program, the flags, the commit
+// time, and the bytes of app/ (as uploaded), appspec.yml, scripts/ and
+// buildspec.yml. A rerun whose key equals the recorded one has nothing to
+// redo: the engine would serve every step from its cache and push nothing
+// new. So it connects to no engine, reads no credentials, touches nothing,
+// and says so. --force (BUILD_FORCE) rebuilds anyway.
+//
+// Like `docker build` without --pull, it does not ask the registries again:
+// a base-image tag that moved upstream, or an image deleted from the push
+// registry, needs --force. CodeBuild always starts without an out dir, so it
+// always builds.
+
+// appIgnored mirrors ci.Source's exclusions (Dagger's dockerignore-style
+// patterns): names ignored at the top of app/, and at any depth.
+var (
+	appIgnoredTop = []string{".git", ".venv", "venv", "dist", "build", "*.egg-info", ".mypy_cache", ".tox"}
+	appIgnoredAny = []string{"__pycache__", ".pytest_cache", "*.pyc"}
+)
+
+func appIgnored(rel string) bool {
+	base := path.Base(rel)
+	for _, p := range appIgnoredAny {
+		if ok, _ := path.Match(p, base); ok {
+			return true
+		}
+	}
+	if strings.Contains(rel, "/") {
+		return false
+	}
+	for _, p := range appIgnoredTop {
+		if ok, _ := path.Match(p, rel); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// inputsKey hashes what a release reads; settings are the flags and derived
+// values (revision, commit time) in a fixed order.
+func inputsKey(source string, settings ...string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "webapp-build inputs v1\n")
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(exe)
+	if err != nil {
+		return "", err
+	}
+	// The program itself: a rebuilt binary (new ci/ graph) is a new key.
+	fmt.Fprintf(h, "exe %s %d %d\n", exe, st.Size(), st.ModTime().UnixNano())
+	for _, s := range settings {
+		fmt.Fprintf(h, "setting %q\n", s)
+	}
+	hashTree := func(root, prefix string, skip func(rel string) bool) error {
+		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			rel = filepath.ToSlash(rel)
+			if rel == "." {
+				return nil
+			}
+			if skip != nil && skip(rel) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			return hashEntry(h, p, prefix+rel, d)
+		})
+	}
+	if err := hashTree(filepath.Join(source, "app"), "app/", appIgnored); err != nil {
+		return "", err
+	}
+	if err := hashTree(filepath.Join(source, "scripts"), "scripts/", nil); err != nil {
+		return "", err
+	}
+	for _, f := range []string{"appspec.yml", "buildspec.yml"} {
+		p := filepath.Join(source, f)
+		st, err := os.Lstat(p)
+		if os.IsNotExist(err) {
+			fmt.Fprintf(h, "absent %s\n", f)
+			continue
+		} else if err != nil {
+			return "", err
+		}
+		if err := hashEntry(h, p, f, fs.FileInfoToDirEntry(st)); err != nil {
+			return "", err
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashEntry adds one tree entry (name, type, mode, content) to h. WalkDir
+// visits entries in lexical order, so the key does not depend on the disk.
+func hashEntry(h io.Writer, p, name string, d fs.DirEntry) error {
+	info, err := d.Info()
+	if err != nil {
+		return err
+	}
+	switch {
+	case d.IsDir():
+		fmt.Fprintf(h, "dir %q %o\n", name, info.Mode().Perm())
+	case d.Type()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "link %q %q\n", name, target)
+	case d.Type().IsRegular():
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fh := sha256.New()
+		if _, err := io.Copy(fh, f); err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "file %q %o %x\n", name, info.Mode().Perm(), fh.Sum(nil))
+	default:
+		fmt.Fprintf(h, "other %q %v\n", name, info.Mode())
+	}
+	return nil
+}
+
+// upToDate returns the recorded build in out when it was made from inputs
+// key and its artifacts are all there.
+func upToDate(out, key string) (*buildInfo, bool) {
+	b, err := os.ReadFile(filepath.Join(out, "build.json"))
+	if err != nil {
+		return nil, false
+	}
+	var info buildInfo
+	if json.Unmarshal(b, &info) != nil || info.Inputs != key || info.Image == "" {
+		return nil, false
+	}
+	for _, f := range []string{"bundle/appspec.yml", "bundle/image.env"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			return nil, false
+		}
+	}
+	return &info, true
+}
