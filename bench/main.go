@@ -1,6 +1,6 @@
 // Command bench measures the Dagger build (cmd/build all) against the plain
 // shell baseline (bench/baseline.sh) on the same app, the same machine, in
-// one invocation, through four scenarios, and writes a markdown table:
+// one invocation, through five scenarios, and writes a markdown table:
 //
 //	source /run/webapp-dev/env && go run ./bench -runs 3 -cold-runs 2
 //
@@ -9,7 +9,10 @@
 //	cold      empty caches: the engine's local cache pruned (base image,
 //	          pip cache volume, every layer); for the baseline the venv, pip
 //	          cache, built images and the pulled base image removed
-//	nochange  rebuild with nothing changed (after one untimed warm-up build)
+//	nochange  rebuild with nothing changed (after one untimed warm-up build):
+//	          cmd/build finds its out dir up to date and contacts nothing
+//	nochange-force
+//	          the same with --force: every step asked of the warm engine
 //	code      one app source file changed before each run
 //	reqs      requirements.txt changed (a comment) before each run: pip runs again
 //
@@ -39,6 +42,7 @@ type scenario struct {
 	name, what string
 	runs       int
 	prepare    func(run int) error // before each timed run (untimed)
+	daggerArgs []string            // extra flags for cmd/build all
 }
 
 func main() {
@@ -113,13 +117,13 @@ func run(runs, coldRuns int, outFile string) error {
 	// same commit keeps it (nochange), a change is a new commit (code, reqs,
 	// and each cold run). The baseline's naive image stamps no revision.
 	n, commit := 0, 0
-	daggerBuild := func() error {
+	daggerBuild := func(extra ...string) error {
 		n++
-		_, err := sh(src, []string{"BUILD_IMAGE_REPO=" + daggerRepo, "SOURCE_DATE_EPOCH=1764158400"},
-			bin, "all", "--out", filepath.Join(work, "dist"), "--revision", fmt.Sprintf("bench-%d-%d", stamp, commit))
+		args := append([]string{"all", "--out", filepath.Join(work, "dist"), "--revision", fmt.Sprintf("bench-%d-%d", stamp, commit)}, extra...)
+		_, err := sh(src, []string{"BUILD_IMAGE_REPO=" + daggerRepo, "SOURCE_DATE_EPOCH=1764158400"}, bin, args...)
 		return err
 	}
-	baselineBuild := func() error {
+	baselineBuild := func(...string) error {
 		n++
 		_, err := sh(src, []string{"BASELINE_CACHE=" + baselineCache}, filepath.Join(repo, "bench", "baseline.sh"), src,
 			fmt.Sprintf("%s:bench-%d-%d", baseRepo, stamp, n))
@@ -160,13 +164,16 @@ func run(runs, coldRuns int, outFile string) error {
 
 	type tool struct {
 		name    string
-		build   func() error
+		build   func(extra ...string) error
 		coldify func() error
 	}
 	tools := []tool{{"dagger", daggerBuild, pruneEngine}, {"baseline", baselineBuild, pruneBaseline}}
 	scenarios := []scenario{
 		{name: "cold", what: "empty caches", runs: coldRuns},
 		{name: "nochange", what: "nothing changed", runs: runs, prepare: func(int) error { return nil }},
+		// The same, with the up-to-date check off: every step asked of the warm engine.
+		{name: "nochange-force", what: "nothing changed, Dagger with --force", runs: runs, prepare: func(int) error { return nil },
+			daggerArgs: []string{"--force"}},
 		{name: "code", what: "app code changed", runs: runs, prepare: edit("app/webapp/__init__.py")},
 		{name: "reqs", what: "requirements.txt changed", runs: runs, prepare: edit("app/requirements.txt")},
 	}
@@ -189,8 +196,12 @@ func run(runs, coldRuns int, outFile string) error {
 				} else if err := sc.prepare(r); err != nil {
 					return err
 				}
+				var extra []string
+				if tl.name == "dagger" {
+					extra = sc.daggerArgs
+				}
 				start := time.Now()
-				if err := tl.build(); err != nil {
+				if err := tl.build(extra...); err != nil {
 					return fmt.Errorf("%s %s run %d: %w", tl.name, sc.name, r+1, err)
 				}
 				d := time.Since(start).Seconds()
