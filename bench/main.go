@@ -272,8 +272,8 @@ func write(outFile string, scenarios []scenario, results map[string]map[string][
 	b.WriteString("| scenario | runs | Dagger median (s) | baseline median (s) | Dagger/baseline | Dagger runs | baseline runs |\n|---|---|---|---|---|---|---|\n")
 	for _, sc := range scenarios {
 		d, bl := results[sc.name]["dagger"], results[sc.name]["baseline"]
-		fmt.Fprintf(&b, "| %s (%s) | %d | %.2f | %.2f | %.2f | %s | %s |\n", sc.name, sc.what, len(d), median(d), median(bl),
-			median(d)/median(bl), fmtRuns(d), fmtRuns(bl))
+		fmt.Fprintf(&b, "| %s (%s) | %d | %s | %s | %s | %s | %s |\n", sc.name, sc.what, len(d), num(median(d)), num(median(bl)),
+			num(median(d)/median(bl)), fmtRuns(d), fmtRuns(bl))
 	}
 	ds, err := latestSize(daggerRepo)
 	if err != nil {
@@ -314,7 +314,15 @@ func tagNum(t string) int64 {
 func fmtRuns(xs []float64) string {
 	var s []string
 	for _, x := range xs {
-		s = append(s, fmt.Sprintf("%.2f", x))
+		s = append(s, num(x))
 	}
 	return strings.Join(s, ", ")
+}
+
+// num prints two decimals, three below 0.1 (a 10 ms run is not "0.01").
+func num(x float64) string {
+	if x < 0.1 {
+		return fmt.Sprintf("%.3f", x)
+	}
+	return fmt.Sprintf("%.2f", x)
 }
