@@ -210,9 +210,38 @@ func run(runs, coldRuns int, outFile string) error {
 			}
 		}
 	}
+	floor, err := execFloor(ctx, 5)
+	if err != nil {
+		return fmt.Errorf("exec floor: %w", err)
+	}
 	loadEnd := loadavg()
 
-	return write(outFile, scenarios, results, loadStart, loadEnd, daggerRepo, baseRepo)
+	return write(outFile, scenarios, results, loadStart, loadEnd, daggerRepo, baseRepo, floor)
+}
+
+// execFloor is the engine's price of one uncached container exec: the median
+// time of runs of `true` on the base image, each made new by an env variable.
+// No build step can cost less; it bounds what a code change can cost.
+func execFloor(ctx context.Context, runs int) (float64, error) {
+	c, err := dagger.Connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	base := c.Container().From("python:3.13-slim")
+	if _, err := base.Sync(ctx); err != nil {
+		return 0, err
+	}
+	var ds []float64
+	for range runs {
+		ctr := base.WithEnvVariable("BENCH_NONCE", fmt.Sprint(time.Now().UnixNano())).WithExec([]string{"true"})
+		start := time.Now()
+		if _, err := ctr.Sync(ctx); err != nil {
+			return 0, err
+		}
+		ds = append(ds, time.Since(start).Seconds())
+	}
+	return median(ds), nil
 }
 
 func median(xs []float64) float64 {
@@ -262,7 +291,7 @@ func sizes(ref string) (imageSize, error) {
 func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
 
 func write(outFile string, scenarios []scenario, results map[string]map[string][]float64,
-	loadStart, loadEnd, daggerRepo, baseRepo string) error {
+	loadStart, loadEnd, daggerRepo, baseRepo string, floor float64) error {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# Dagger build vs plain shell baseline — %s\n\n", time.Now().UTC().Format(time.RFC3339))
@@ -275,6 +304,8 @@ func write(outFile string, scenarios []scenario, results map[string]map[string][
 		fmt.Fprintf(&b, "| %s (%s) | %d | %s | %s | %s | %s | %s |\n", sc.name, sc.what, len(d), num(median(d)), num(median(bl)),
 			num(median(d)/median(bl)), fmtRuns(d), fmtRuns(bl))
 	}
+	fmt.Fprintf(&b, "\nEngine floor: one uncached exec of `true` on the base image takes %s s (median of 5): "+
+		"every step that runs a command pays it (lint, test and the image each run one).\n", num(floor))
 	ds, err := latestSize(daggerRepo)
 	if err != nil {
 		return err
