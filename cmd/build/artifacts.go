@@ -8,8 +8,10 @@ import (
 
 // writeDirAtomic makes dst hold exactly what fill writes into a fresh temp
 // directory beside it (same filesystem, named dst.tmp-*), or leaves dst as it
-// was. The swap is two renames: dst → dst.old-*, tmp → dst; if the second
-// fails the first is undone.
+// was. On Linux the swap is one renameat2(RENAME_EXCHANGE), so dst is never
+// missing; where that is not available (other systems, some filesystems) it
+// is two renames, dst → dst.tmp-*.old then tmp → dst, the first undone if
+// the second fails.
 func writeDirAtomic(dst string, fill func(tmp string) error) (err error) {
 	dst = filepath.Clean(dst)
 	parent, base := filepath.Split(dst)
@@ -36,6 +38,9 @@ func writeDirAtomic(dst string, fill func(tmp string) error) (err error) {
 	}
 	if _, err := os.Lstat(dst); os.IsNotExist(err) {
 		return os.Rename(tmp, dst)
+	}
+	if err := exchange(tmp, dst); err == nil {
+		return os.RemoveAll(tmp) // it holds the old dst now
 	}
 	old := tmp + ".old"
 	if err := os.Rename(dst, old); err != nil {

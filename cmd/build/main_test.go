@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -154,6 +155,47 @@ func TestWriteDirAtomic(t *testing.T) {
 	}
 	left, _ := filepath.Glob(out + ".*")
 	if len(left) != 0 {
+		t.Errorf("temp dirs left behind: %v", left)
+	}
+}
+
+// On Linux the out dir is swapped in one step: a reader polling it while it
+// is replaced again and again never finds it missing.
+func TestWriteDirAtomicNeverMissing(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the one-step swap is renameat2, Linux only; elsewhere two renames")
+	}
+	out := filepath.Join(t.TempDir(), "dist")
+	fill := func(tmp string) error { return os.WriteFile(filepath.Join(tmp, "build.json"), []byte("{}"), 0o644) }
+	if err := writeDirAtomic(out, fill); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	missing := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				missing <- n
+				return
+			default:
+			}
+			if _, err := os.Stat(filepath.Join(out, "build.json")); err != nil {
+				n++
+			}
+		}
+	}()
+	for range 300 {
+		if err := writeDirAtomic(out, fill); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if n := <-missing; n > 0 {
+		t.Errorf("%s/build.json was missing %d times while the dir was replaced", out, n)
+	}
+	if left, _ := filepath.Glob(out + ".*"); len(left) != 0 {
 		t.Errorf("temp dirs left behind: %v", left)
 	}
 }

@@ -1,0 +1,9 @@
+package main
+
+import "golang.org/x/sys/unix"
+
+// exchange swaps the directories a and b in one step (renameat2
+// RENAME_EXCHANGE): readers of either path never find it missing.
+func exchange(a, b string) error {
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+}

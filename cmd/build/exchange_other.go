@@ -1,0 +1,8 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+// exchange is Linux-only; elsewhere writeDirAtomic falls back to two renames.
+func exchange(a, b string) error { return errors.ErrUnsupported }
