@@ -234,6 +234,12 @@ func TestIntegrationAll(t *testing.T) {
 	if xml, _ := os.ReadFile(filepath.Join(out, "reports", "pytest.xml")); !strings.Contains(string(xml), "test_broken") {
 		t.Error("failed run did not write its pytest report")
 	}
+	// Back to the first sources: reports/ now holds the failure, so --out is
+	// not up to date any more: the run needs the engine (here: none).
+	t.Setenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "unix:///nonexistent/engine.sock")
+	if _, _, err := cli(t, "all", "--source", src, "--out", out, "--revision", rev); err == nil || !strings.Contains(err.Error(), "no Dagger engine") {
+		t.Errorf("after a failed run, the first sources again: err = %v, want a build (which needs the engine)", err)
+	}
 }
 
 func TestIntegrationLintFailure(t *testing.T) {

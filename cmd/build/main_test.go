@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -214,5 +215,36 @@ func TestNoAppDir(t *testing.T) {
 	err := run([]string{"lint", "--source", t.TempDir()}, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "no app/ directory") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A step stopped because another failed is not a failure of its own.
+func TestFailures(t *testing.T) {
+	lint, test := errors.New("lint failed"), errors.New("tests failed")
+	stopped := fmt.Errorf("image: %w", errOtherFailed)
+	cases := []struct {
+		errs []error
+		want []error // errors.Is targets; nil: no error
+		not  error
+	}{
+		{errs: []error{nil, nil}},
+		{errs: []error{lint, stopped}, want: []error{lint}, not: errOtherFailed},
+		{errs: []error{lint, test}, want: []error{lint, test}},
+		{errs: []error{stopped, nil}, want: []error{errOtherFailed}},
+	}
+	for i, c := range cases {
+		err := failures(c.errs...)
+		if (err == nil) != (c.want == nil) {
+			t.Errorf("case %d: failures = %v", i, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !errors.Is(err, w) {
+				t.Errorf("case %d: %v is not %v", i, err, w)
+			}
+		}
+		if c.not != nil && errors.Is(err, c.not) {
+			t.Errorf("case %d: %v still carries %v", i, err, c.not)
+		}
 	}
 }

@@ -84,18 +84,22 @@ func connect(ctx context.Context, g *Globals, log *slog.Logger, f SourceFlags, r
 
 func (p *pipeline) close() { _ = p.c.Close() }
 
-// timed runs fn and records its duration under name, unless ctx was
-// cancelled under it (a step stopped because another one failed).
+// errOtherFailed is the cause with which release stops the steps still
+// running once one has failed; such a step neither passed nor failed.
+var errOtherFailed = errors.New("stopped: another step failed")
+
+// timed runs fn and records its duration under name, unless it was stopped
+// because another step failed (then it returns errOtherFailed).
 func (p *pipeline) timed(ctx context.Context, name string, fn func() error) error {
 	start := time.Now()
 	p.rep.stepStart(name)
 	err := fn()
 	d := time.Since(start)
-	cancelled := err != nil && ctx.Err() != nil
+	cancelled := err != nil && errors.Is(context.Cause(ctx), errOtherFailed)
 	p.rep.stepDone(name, d, err, cancelled)
 	if cancelled {
-		p.log.Info("step cancelled", "step", name, "seconds", secs(d))
-		return err
+		p.log.Info("step stopped", "step", name, "seconds", secs(d))
+		return errOtherFailed
 	}
 	p.mu.Lock()
 	p.steps = append(p.steps, step{Name: name, Seconds: secs(d)})
@@ -127,7 +131,27 @@ func (p *pipeline) checks(ctx context.Context) (map[string][]byte, error) {
 	if pytest != nil {
 		reports["pytest.xml"] = pytest
 	}
-	return reports, errors.Join(lintErr, testErr)
+	return reports, failures(lintErr, testErr)
+}
+
+// failures joins the steps' errors, leaving out those of steps stopped
+// because another failed (errOtherFailed alone when that is all there is).
+func failures(errs ...error) error {
+	var failed []error
+	stopped := false
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, errOtherFailed):
+			stopped = true
+		default:
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) == 0 && stopped {
+		return errOtherFailed
+	}
+	return errors.Join(failed...)
 }
 
 func (p *pipeline) depsContainer(ctx context.Context) (*dagger.Container, error) {

@@ -29,7 +29,8 @@ type buildInfo struct {
 	Digest    string `json:"digest"`
 	BaseImage string `json:"base_image"`
 	Created   string `json:"created"`
-	Inputs    string `json:"inputs"` // key of everything the build read (see uptodate.go)
+	Inputs    string `json:"inputs"`  // key of everything the build read (see uptodate.go)
+	Outputs   string `json:"outputs"` // key of bundle/ and reports/ as written
 	Steps     []step `json:"steps"`
 }
 
@@ -54,9 +55,12 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		return err
 	}
 	rep.inv.revision = rf.Revision
-	key, err := inputsKey(sf.Source, fmt.Sprint(check), sf.BaseImage, rf.Revision, pf.ImageRepo,
-		pf.RegistryUsernameParam, pf.RegistryPasswordParam, pf.PullUsernameParam, pf.PullPasswordParam,
-		regionOf(pf), fmt.Sprint(sourceDateEpoch(ctx, sf.Source)))
+	inputs := func() (string, error) {
+		return inputsKey(sf.Source, fmt.Sprint(check), sf.BaseImage, rf.Revision, pf.ImageRepo,
+			pf.RegistryUsernameParam, pf.RegistryPasswordParam, pf.PullUsernameParam, pf.PullPasswordParam,
+			regionOf(pf), fmt.Sprint(sourceDateEpoch(ctx, sf.Source)))
+	}
+	key, err := inputs()
 	if err != nil {
 		return fmt.Errorf("read the inputs of the build: %w", err)
 	}
@@ -81,20 +85,24 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		return err
 	}
 
-	// The image does not depend on lint or tests: build it meanwhile, and
-	// stop it if they fail (it is only pushed when they pass).
-	imgCtx, stopImage := context.WithCancel(ctx)
-	defer stopImage()
+	// The image does not depend on lint or tests: build it meanwhile (it is
+	// only pushed when they pass). The first of them to fail stops the rest.
+	bctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	imgErr := make(chan error, 1)
 	go func() {
-		_, err := p.image(imgCtx, rf.Revision)
+		_, err := p.image(bctx, rf.Revision)
+		if err != nil {
+			stop(errOtherFailed)
+		}
 		imgErr <- err
 	}()
-	reports, err := p.checks(ctx)
-	if err != nil {
-		stopImage()
-		<-imgErr
-		if len(reports) > 0 {
+	reports, checkErr := p.checks(bctx)
+	if checkErr != nil {
+		stop(errOtherFailed)
+	}
+	if err := failures(checkErr, <-imgErr); err != nil {
+		if checkErr != nil && !errors.Is(checkErr, errOtherFailed) && len(reports) > 0 {
 			dir := filepath.Join(of.Out, "reports")
 			if werr := writeDirAtomic(dir, func(tmp string) error { return writeFiles(tmp, reports) }); werr != nil {
 				return errors.Join(err, fmt.Errorf("write reports: %w", werr))
@@ -102,9 +110,6 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 			log.Info("reports written", "dir", dir)
 			rep.inv.reports = dir
 		}
-		return err
-	}
-	if err := <-imgErr; err != nil {
 		return err
 	}
 
@@ -164,10 +169,20 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		if err := writeFiles(filepath.Join(tmp, "reports"), reports); err != nil {
 			return err
 		}
+		outputs, err := outputsKey(tmp)
+		if err != nil {
+			return err
+		}
+		// Files read late (scripts/, appspec.yml) may have been edited while
+		// the build ran: then record no inputs, and the next run builds.
+		if again, err := inputs(); err != nil || again != key {
+			log.Warn("the sources changed during the build: the next run builds again")
+			key = ""
+		}
 		sort.SliceStable(p.steps, func(i, j int) bool { return stepRank(p.steps[i].Name) < stepRank(p.steps[j].Name) })
 		info, _ := json.MarshalIndent(buildInfo{
 			Revision: rf.Revision, Image: ref, ImageTag: tag, Digest: digest,
-			BaseImage: sf.BaseImage, Created: created(ctx, sf.Source), Inputs: key, Steps: p.steps,
+			BaseImage: sf.BaseImage, Created: created(ctx, sf.Source), Inputs: key, Outputs: outputs, Steps: p.steps,
 		}, "", "  ")
 		return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)
 	})

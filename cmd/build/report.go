@@ -156,6 +156,9 @@ func (r *report) stepDone(name string, d time.Duration, err error, cancelled boo
 		}
 	}
 	if cancelled {
+		if r.tty && len(r.running) == 0 {
+			fmt.Fprint(r.w, "\r\x1b[K") // the live line would stay otherwise
+		}
 		return
 	}
 	r.steps = append(r.steps, stepRecord{name: name, d: d, ok: err == nil})

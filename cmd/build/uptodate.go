@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto/sha256"
+	"debug/elf"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -16,8 +18,9 @@ import (
 // The up-to-date check: `publish` and `all` record in out/build.json a key
 // of everything the build reads — the build program, the flags, the commit
 // time, and the bytes of app/ (as uploaded), appspec.yml, scripts/ and
-// buildspec.yml. A rerun whose key equals the recorded one has nothing to
-// redo: the engine would serve every step from its cache and push nothing
+// buildspec.yml — and a key of the artifacts they wrote. A rerun whose
+// inputs key equals the recorded one, on an out dir that still matches its
+// outputs key, has nothing to redo: the engine would serve every step from its cache and push nothing
 // new. So it connects to no engine, reads no credentials, touches nothing,
 // and says so. --force (BUILD_FORCE) rebuilds anyway.
 //
@@ -55,48 +58,25 @@ func appIgnored(rel string) bool {
 // values (revision, commit time) in a fixed order.
 func inputsKey(source string, settings ...string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "webapp-build inputs v1\n")
-	exe, err := os.Executable()
+	fmt.Fprintf(h, "webapp-build inputs v2\n")
+	prog, err := programID()
 	if err != nil {
-		return "", err
-	}
-	st, err := os.Stat(exe)
-	if err != nil {
-		return "", err
+		return "", fmt.Errorf("identify the build program: %w", err)
 	}
 	// The program itself: a rebuilt binary (new ci/ graph) is a new key.
-	fmt.Fprintf(h, "exe %s %d %d\n", exe, st.Size(), st.ModTime().UnixNano())
+	fmt.Fprintf(h, "program %s\n", prog)
 	for _, s := range settings {
 		fmt.Fprintf(h, "setting %q\n", s)
 	}
-	hashTree := func(root, prefix string, skip func(rel string) bool) error {
-		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(root, p)
-			rel = filepath.ToSlash(rel)
-			if rel == "." {
-				return nil
-			}
-			if skip != nil && skip(rel) {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			return hashEntry(h, p, prefix+rel, d)
-		})
-	}
-	if err := hashTree(filepath.Join(source, "app"), "app/", appIgnored); err != nil {
+	if err := hashTree(h, filepath.Join(source, "app"), "app/", appIgnored); err != nil {
 		return "", err
 	}
-	if err := hashTree(filepath.Join(source, "scripts"), "scripts/", nil); err != nil {
+	if err := hashTree(h, filepath.Join(source, "scripts"), "scripts/", nil); err != nil {
 		return "", err
 	}
 	for _, f := range []string{"appspec.yml", "buildspec.yml"} {
 		p := filepath.Join(source, f)
-		st, err := os.Lstat(p)
+		st, err := os.Stat(p) // followed, as the upload follows it
 		if os.IsNotExist(err) {
 			fmt.Fprintf(h, "absent %s\n", f)
 			continue
@@ -108,6 +88,76 @@ func inputsKey(source string, settings ...string) (string, error) {
 		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// outputsKey hashes the artifacts in out (bundle/, reports/), not build.json
+// that records it: a bundle edited by hand, or reports replaced by a later
+// failed run, no longer match.
+func outputsKey(out string) (string, error) {
+	h := sha256.New()
+	err := hashTree(h, out, "", func(rel string) bool { return rel == "build.json" })
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), err
+}
+
+// hashTree adds every entry under root (in lexical order, whatever the disk
+// gives) to h, except those skip names. A root that is a symlink is
+// followed, as Dagger's upload follows it.
+func hashTree(h io.Writer, root, prefix string, skip func(rel string) bool) error {
+	root, err := filepath.EvalSymlinks(root)
+	if os.IsNotExist(err) {
+		_, err = fmt.Fprintf(h, "absent %s\n", prefix)
+		return err
+	} else if err != nil {
+		return err
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			return nil
+		}
+		if skip != nil && skip(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		return hashEntry(h, p, prefix+rel, d)
+	})
+}
+
+// programID names this binary by content: its Go build ID (whose last part
+// hashes the linked binary), read from the ELF note; a binary without one
+// (not ELF, or linked with -buildid=) is hashed whole (~0.1 s).
+func programID() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if f, err := elf.Open(exe); err == nil {
+		defer f.Close()
+		if sec := f.Section(".note.go.buildid"); sec != nil {
+			if b, err := sec.Data(); err == nil && len(b) > 16 {
+				// note: namesz, descsz, type (4 bytes each), "Go\x00\x00", desc
+				if n := binary.LittleEndian.Uint32(b[4:8]); 16+int(n) <= len(b) && n > 0 {
+					return "go-buildid " + string(b[16:16+n]), nil
+				}
+			}
+		}
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fh := sha256.New()
+	if _, err := io.Copy(fh, f); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("sha256 %x", fh.Sum(nil)), nil
 }
 
 // hashEntry adds one tree entry (name, type, mode, content) to h. WalkDir
@@ -144,20 +194,18 @@ func hashEntry(h io.Writer, p, name string, d fs.DirEntry) error {
 }
 
 // upToDate returns the recorded build in out when it was made from inputs
-// key and its artifacts are all there.
+// key and its artifacts are still exactly what that build wrote.
 func upToDate(out, key string) (*buildInfo, bool) {
 	b, err := os.ReadFile(filepath.Join(out, "build.json"))
 	if err != nil {
 		return nil, false
 	}
 	var info buildInfo
-	if json.Unmarshal(b, &info) != nil || info.Inputs != key || info.Image == "" {
+	if json.Unmarshal(b, &info) != nil || info.Inputs != key || info.Image == "" || info.Outputs == "" {
 		return nil, false
 	}
-	for _, f := range []string{"bundle/appspec.yml", "bundle/image.env"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
-			return nil, false
-		}
+	if got, err := outputsKey(out); err != nil || got != info.Outputs {
+		return nil, false
 	}
 	return &info, true
 }

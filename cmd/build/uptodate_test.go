@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -80,23 +81,68 @@ func TestInputsKey(t *testing.T) {
 	check("rm app/webapp/dist/x.py", key("rev1"))
 }
 
+// Up to date only while the out dir holds exactly what the recorded build
+// wrote: a report replaced by a later failed run, or a bundle file removed
+// or edited, means build again.
 func TestUpToDateNeedsTheArtifacts(t *testing.T) {
 	out := t.TempDir()
-	writeTree(t, out, map[string]string{
-		"build.json":         `{"image": "r@sha256:1", "digest": "sha256:1", "inputs": "sha256:k"}`,
+	files := map[string]string{
 		"bundle/appspec.yml": "version: 0.0\n", "bundle/image.env": "IMAGE=r@sha256:1\n",
-	})
+		"bundle/scripts/start.sh": "#!/bin/sh\n", "reports/pytest.xml": "<testsuites/>",
+	}
+	writeTree(t, out, files)
+	outputs, err := outputsKey(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, out, map[string]string{"build.json": fmt.Sprintf(
+		`{"image": "r@sha256:1", "digest": "sha256:1", "inputs": "sha256:k", "outputs": %q}`, outputs)})
 	if _, ok := upToDate(out, "sha256:k"); !ok {
 		t.Fatal("complete out dir with the same key: not up to date")
 	}
 	if _, ok := upToDate(out, "sha256:other"); ok {
-		t.Error("other key: up to date")
-	}
-	os.Remove(filepath.Join(out, "bundle", "image.env"))
-	if _, ok := upToDate(out, "sha256:k"); ok {
-		t.Error("bundle without image.env: up to date")
+		t.Error("other inputs key: up to date")
 	}
 	if _, ok := upToDate(filepath.Join(out, "nope"), "sha256:k"); ok {
 		t.Error("no out dir: up to date")
+	}
+	changes := map[string]func(p string) error{
+		"reports/pytest.xml":      func(p string) error { return os.WriteFile(p, []byte("<failure/>"), 0o644) },
+		"bundle/scripts/start.sh": os.Remove,
+		"bundle/image.env":        func(p string) error { return os.Chmod(p, 0o600) },
+	}
+	for name, change := range changes {
+		p := filepath.Join(out, name)
+		if err := change(p); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := upToDate(out, "sha256:k"); ok {
+			t.Errorf("after changing %s: still up to date", name)
+		}
+		writeTree(t, out, map[string]string{name: files[name]}) // restore
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := upToDate(out, "sha256:k"); !ok {
+			t.Errorf("after restoring %s: not up to date", name)
+		}
+	}
+}
+
+// A symlinked app/ is followed (Dagger's upload follows it): an edit
+// through it changes the key.
+func TestInputsKeyFollowsASymlinkedRoot(t *testing.T) {
+	real, root := t.TempDir(), t.TempDir()
+	writeTree(t, real, map[string]string{"webapp/__init__.py": "x = 1\n"})
+	if err := os.Symlink(real, filepath.Join(root, "app")); err != nil {
+		t.Fatal(err)
+	}
+	before, err := inputsKey(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, real, map[string]string{"webapp/__init__.py": "x = 2\n"})
+	if after, _ := inputsKey(root); after == before {
+		t.Error("an edit under a symlinked app/ did not change the key")
 	}
 }
