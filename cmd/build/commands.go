@@ -165,7 +165,8 @@ type AllCmd struct {
 	OutFlags      `embed:""`
 }
 
-// Run is lint → test → image → check bundle → publish → write artifacts.
+// Run is (lint ∥ test ∥ image) → check bundle → publish → write artifacts,
+// or nothing when --out is up to date.
 func (c *AllCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *report) error {
 	return release(ctx, g, log, out, rep, c.SourceFlags, c.RevisionFlags, c.PublishFlags, c.OutFlags, true)
 }
