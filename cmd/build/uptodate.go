@@ -148,16 +148,25 @@ func programID() (string, error) {
 			}
 		}
 	}
-	f, err := os.Open(exe)
+	sum, err := fileSHA256(exe)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	fh := sha256.New()
-	if _, err := io.Copy(fh, f); err != nil {
-		return "", err
+	return fmt.Sprintf("sha256 %x", sum), nil
+}
+
+// fileSHA256 is the sha256 of the file at p.
+func fileSHA256(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
 	}
-	return fmt.Sprintf("sha256 %x", fh.Sum(nil)), nil
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
 }
 
 // hashEntry adds one tree entry (name, type, mode, content) to h. WalkDir
@@ -177,16 +186,11 @@ func hashEntry(h io.Writer, p, name string, d fs.DirEntry) error {
 		}
 		fmt.Fprintf(h, "link %q %q\n", name, target)
 	case d.Type().IsRegular():
-		f, err := os.Open(p)
+		sum, err := fileSHA256(p)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		fh := sha256.New()
-		if _, err := io.Copy(fh, f); err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "file %q %o %x\n", name, info.Mode().Perm(), fh.Sum(nil))
+		fmt.Fprintf(h, "file %q %o %x\n", name, info.Mode().Perm(), sum)
 	default:
 		fmt.Fprintf(h, "other %q %v\n", name, info.Mode())
 	}
