@@ -6,28 +6,37 @@
 package ci
 
 import (
+	"path"
 	"regexp"
 	"strings"
 
 	"dagger.io/dagger"
+
+	"github.com/acme/webapp-pipeline/internal/contract"
 )
 
 // Paths inside the containers.
 const (
 	SrcDir       = "/src"      // app source in the lint/test container
-	AppDir       = "/app"      // app source in the runtime image
+	AppDir       = "/app"      // app source in the native runtime image
 	VenvDir      = "/opt/venv" // virtualenv in every container
+	ToolsDir     = "/opt/ci"   // the pipeline's own tools (uv) in the deps container, outside the venv
 	ReportsDir   = "/tmp/reports"
-	PytestReport = ReportsDir + "/pytest.xml" // JUnit XML written by Test
-	Port         = 8080
-	User         = "10001:10001" // numeric, so the base image needs no useradd
+	PytestReport = ReportsDir + "/pytest.xml" // JUnit XML pytest writes (PYTEST_ADDOPTS)
+	User         = "10001:10001"              // numeric, so the base image needs no useradd
 )
+
+// UVVersion is the uv that installs uv.lock apps (pinned like every tool the pipeline brings).
+const UVVersion = "0.13.9"
 
 // sourceExclude keeps caches, virtualenvs and build outputs out of the upload.
 var sourceExclude = []string{
 	".git", ".venv", "venv", "**/__pycache__", "**/.pytest_cache", "**/*.pyc",
-	"dist", "build", "*.egg-info", ".mypy_cache", ".tox",
+	"dist", "build", "*.egg-info", ".mypy_cache", ".tox", ".ruff_cache",
 }
+
+// SourceExclude is the upload's exclusion list (the up-to-date check mirrors it).
+func SourceExclude() []string { return append([]string(nil), sourceExclude...) }
 
 // Source is the app directory (appDir, on the host) uploaded without caches
 // or build outputs.
@@ -39,6 +48,11 @@ func Source(c *dagger.Client, appDir string) *dagger.Directory {
 // says what it holds and for which Python ("pip-cache-python-3.13-slim").
 func PipCache(c *dagger.Client, baseImage string) *dagger.CacheVolume {
 	return c.CacheVolume("pip-cache-" + slug(baseImage))
+}
+
+// UVCache is uv's cache for one base image ("uv-cache-python-3.13-slim").
+func UVCache(c *dagger.Client, baseImage string) *dagger.CacheVolume {
+	return c.CacheVolume("uv-cache-" + slug(baseImage))
 }
 
 // venv is the base image with an empty virtualenv at /opt/venv on PATH.
@@ -54,54 +68,105 @@ func venv(c *dagger.Client, baseImage string) *dagger.Container {
 		WithEnvVariable("PATH", VenvDir+"/bin:${PATH}", dagger.ContainerWithEnvVariableOpts{Expand: true})
 }
 
-// pipInstall installs the given requirements files (paths inside the
-// container) into the venv, with the pip cache mounted (not part of any layer).
-func pipInstall(c *dagger.Client, ctr *dagger.Container, baseImage string, reqs ...string) *dagger.Container {
-	args := []string{"pip", "install"}
-	for _, r := range reqs {
-		args = append(args, "-r", r)
-	}
+// withPip runs args with the pip cache mounted (not part of any layer).
+func withPip(c *dagger.Client, ctr *dagger.Container, baseImage string, args ...string) *dagger.Container {
 	return ctr.
 		WithMountedCache("/root/.cache/pip", PipCache(c, baseImage)).
 		WithExec(args).
 		WithoutMount("/root/.cache/pip")
 }
 
-// Deps is the lint/test container: base image, venv with the runtime AND dev
-// requirements, then the source in /src. Only requirements*.txt are copied
-// before pip runs, so a code-only change does not re-run pip.
-func Deps(c *dagger.Client, baseImage string, src *dagger.Directory) *dagger.Container {
-	reqs := c.Directory().WithDirectory(".", src, dagger.DirectoryWithDirectoryOpts{
-		Include: []string{"requirements*.txt"},
-	})
-	ctr := venv(c, baseImage).
-		WithDirectory(SrcDir, reqs).
+// withUV installs the pinned uv into its own venv (never into the app's),
+// then runs `uv args...` on the app's venv with uv's cache mounted.
+func withUV(c *dagger.Client, ctr *dagger.Container, baseImage string, args ...string) *dagger.Container {
+	ctr = withPip(c, ctr.WithExec([]string{"python3", "-m", "venv", ToolsDir}), baseImage,
+		ToolsDir+"/bin/pip", "install", "uv=="+UVVersion)
+	return ctr.
+		WithEnvVariable("UV_PROJECT_ENVIRONMENT", VenvDir).
+		WithEnvVariable("UV_PYTHON_DOWNLOADS", "never").
+		WithEnvVariable("UV_LINK_MODE", "copy").
+		WithMountedCache("/root/.cache/uv", UVCache(c, baseImage)).
+		WithExec(append([]string{ToolsDir + "/bin/uv"}, args...)).
+		WithoutMount("/root/.cache/uv")
+}
+
+// depFiles is a directory holding only the app's dependency declarations.
+func depFiles(c *dagger.Client, app contract.App, src *dagger.Directory) *dagger.Directory {
+	return c.Directory().WithDirectory(".", src, dagger.DirectoryWithDirectoryOpts{Include: app.DepFiles()})
+}
+
+// installDeps installs what the app declares into the venv of ctr, whose
+// working directory holds the dependency files: the runtime dependencies,
+// and with dev also the lint/test tools.
+func installDeps(c *dagger.Client, ctr *dagger.Container, app contract.App, dev bool) *dagger.Container {
+	switch app.Deps {
+	case contract.DepsUV:
+		args := []string{"sync", "--frozen", "--no-install-project"}
+		switch {
+		case !dev:
+			args = append(args, "--no-dev")
+		case len(app.DevGroups) == 0:
+			args = append(args, "--all-groups", "--all-extras")
+		default:
+			for _, g := range app.DevGroups {
+				args = append(args, "--group", g)
+			}
+		}
+		return withUV(c, ctr, app.BaseImage, args...)
+	case contract.DepsPyproject:
+		list, reqs := []string{"python3", "/ci/pydeps.py", "pyproject.toml"}, "/tmp/runtime-requirements.txt"
+		if dev {
+			list, reqs = append(append(list, "--dev"), app.DevGroups...), "/tmp/dev-requirements.txt"
+		}
+		ctr = ctr.WithMountedDirectory("/ci", toolsDir(c)).
+			WithExec(list, dagger.ContainerWithExecOpts{RedirectStdout: reqs}).
+			WithoutMount("/ci")
+		return withPip(c, ctr, app.BaseImage, "pip", "install", "-r", reqs)
+	}
+	args := []string{"pip", "install"}
+	if !dev {
+		args = append(args, "--no-compile") // the image compiles its bytecode itself, deterministically
+	}
+	files := app.Requirements
+	if dev {
+		files = append(append([]string{}, files...), app.DevRequirements...)
+	}
+	for _, r := range files {
+		args = append(args, "-r", r)
+	}
+	return withPip(c, ctr, app.BaseImage, args...)
+}
+
+// Deps is the lint/test container: base image, venv with the app's runtime
+// AND lint/test dependencies, then the source in /src (the working
+// directory, with the python path on PYTHONPATH). Only the dependency files
+// are copied before the install runs, so a code-only change does not re-run it.
+func Deps(c *dagger.Client, app contract.App, src *dagger.Directory) *dagger.Container {
+	ctr := venv(c, app.BaseImage).
+		WithDirectory(SrcDir, depFiles(c, app, src)).
 		WithWorkdir(SrcDir)
-	return pipInstall(c, ctr, baseImage, "requirements.txt", "requirements-dev.txt").
+	return installDeps(c, ctr, app, true).
+		WithEnvVariable("PYTHONPATH", path.Join(SrcDir, app.PythonPath)).
 		WithDirectory(SrcDir, src)
 }
 
-// Lint runs flake8 (default output format, config from setup.cfg / .flake8)
-// over the source. Any exit code is accepted so the caller can read the exit
-// code and output.
-func Lint(deps *dagger.Container) *dagger.Container {
-	return deps.WithExec(LintArgs, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+// Lint runs the app's lint command in /src. Any exit code is accepted so
+// the caller can read the exit code and output.
+func Lint(deps *dagger.Container, app contract.App) *dagger.Container {
+	return deps.WithExec(app.Lint, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 }
 
-// LintArgs and TestArgs are the commands Lint and Test run (failure reports quote them).
-var (
-	LintArgs = []string{"flake8", "."}
-	TestArgs = []string{"python", "-m", "pytest", "-p", "no:cacheprovider", "-rfE",
-		"--junitxml=" + PytestReport, "-o", "junit_family=xunit2"}
-)
+// PytestOpts make any pytest the test command starts (directly, through
+// tox, make or a script) write its JUnit report where Test reads it.
+const PytestOpts = "-p no:cacheprovider -rfE --junitxml=" + PytestReport + " -o junit_family=xunit2"
 
-// Test runs pytest and writes JUnit XML to PytestReport. Any exit code is
-// accepted so the caller can read the report and the output even on failure.
-func Test(deps *dagger.Container) *dagger.Container {
-	// pytest creates ReportsDir for --junitxml: no separate mkdir exec (each
-	// exec is a container start).
+// Test runs the app's test command in /src; pytest writes JUnit XML to
+// PytestReport (PYTEST_ADDOPTS). Any exit code is accepted so the caller can
+// read the report and the output even on failure.
+func Test(deps *dagger.Container, app contract.App) *dagger.Container {
 	return deps.
-		WithExec(TestArgs, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+		WithEnvVariable("PYTEST_ADDOPTS", PytestOpts).
+		WithExec(app.Test, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 }
 
 // Bundle is the CodeDeploy revision without image.env: appspec.yml at the

@@ -4,40 +4,61 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"dagger.io/dagger"
+
+	"github.com/acme/webapp-pipeline/internal/contract"
 )
 
 // The python3 tools that slim the base and write the image deterministically
 // (they run inside the engine with the base image's own python3).
 //
-//go:embed scripts/oci.py scripts/slim.py
+//go:embed scripts/oci.py scripts/slim.py scripts/pydeps.py scripts/probe.py
 var scripts embed.FS
 
-// ImageOpts are the build facts stamped into the runtime image.
+// ImageOpts are the app's contract and the build facts stamped into the image.
 type ImageOpts struct {
-	BaseImage string
-	Revision  string // git commit (or "dev")
-	Version   string // APP_VERSION; the revision when empty
+	App      contract.App
+	Revision string // git commit (or "dev")
+	Version  string // APP_VERSION; the revision when empty
 	// SourceDateEpoch is the commit time (unix seconds): every file mtime, the
 	// config's created time and org.opencontainers.image.created come from it,
 	// so the same commit gives the same image digest (0: undated, still
 	// reproducible). Nothing else about where or when it was built goes in.
 	SourceDateEpoch int64
-	Title           string // org.opencontainers.image.title
 }
 
 func (o ImageOpts) epoch() int64 { return o.SourceDateEpoch }
 
+func (o ImageOpts) version() string {
+	if o.Version != "" {
+		return o.Version
+	}
+	return o.Revision
+}
+
+// labels are the OCI annotations every image gets, whichever way it is made.
+func (o ImageOpts) labels() map[string]string {
+	return map[string]string{
+		"org.opencontainers.image.title":    o.App.Name,
+		"org.opencontainers.image.revision": o.Revision,
+		"org.opencontainers.image.version":  o.version(),
+		"org.opencontainers.image.created":  time.Unix(o.epoch(), 0).UTC().Format(time.RFC3339),
+	}
+}
+
 // runtimeExclude is what the running service does not need.
-var runtimeExclude = []string{"tests", "requirements*.txt", "setup.cfg", ".flake8", "pytest.ini", "conftest.py"}
+var runtimeExclude = []string{"tests", "requirements*.txt", "constraints*.txt", "setup.cfg", ".flake8", "pytest.ini",
+	"tox.ini", "conftest.py", "uv.lock", "Dockerfile", ".dockerignore"}
 
 // toolsDir holds oci.py and slim.py.
 func toolsDir(c *dagger.Client) *dagger.Directory {
 	d := c.Directory()
-	for _, name := range []string{"oci.py", "slim.py"} {
+	for _, name := range []string{"oci.py", "slim.py", "pydeps.py", "probe.py"} {
 		b, err := scripts.ReadFile("scripts/" + name)
 		if err != nil { // embedded at build time: cannot happen
 			panic(err)
@@ -66,20 +87,17 @@ func RuntimeBase(c *dagger.Client, baseImage string) *dagger.Directory {
 		Directory("/rootfs")
 }
 
-// RuntimeVenv is /opt/venv with ONLY the runtime requirements, built in its
-// own container (no pip cache, no dev tools, not even pip in it). Bytecode is
-// compiled with unchecked-hash invalidation (no source mtimes in the .pyc
-// files) and a fixed hash seed (same bytes every time).
-func RuntimeVenv(c *dagger.Client, baseImage string, src *dagger.Directory) *dagger.Directory {
-	reqs := c.Directory().WithFile("requirements.txt", src.File("requirements.txt"))
-	build := venv(c, baseImage).
+// RuntimeVenv is /opt/venv with ONLY the app's runtime dependencies, built
+// in its own container (no pip cache, no dev tools, not even pip in it).
+// Bytecode is compiled with unchecked-hash invalidation (no source mtimes in
+// the .pyc files) and a fixed hash seed (same bytes every time).
+func RuntimeVenv(c *dagger.Client, app contract.App, src *dagger.Directory) *dagger.Directory {
+	build := venv(c, app.BaseImage).
 		WithEnvVariable("PIP_NO_COMPILE", "1").
-		WithDirectory("/build", reqs).
+		WithEnvVariable("UV_COMPILE_BYTECODE", "0").
+		WithDirectory("/build", depFiles(c, app, src)).
 		WithWorkdir("/build")
-	return build.
-		WithMountedCache("/root/.cache/pip", PipCache(c, baseImage)).
-		WithExec([]string{"pip", "install", "--no-compile", "-r", "requirements.txt"}).
-		WithoutMount("/root/.cache/pip").
+	return installDeps(c, build, app, false).
 		WithExec([]string{"python", "-m", "pip", "uninstall", "-q", "-y", "pip"}). // nothing installs at run time
 		// A fixed hash seed: set and frozenset constants are marshalled in hash
 		// order, so with a random seed the same source gives other .pyc bytes.
@@ -114,13 +132,13 @@ type layerSpec struct {
 	CreatedBy string `json:"created_by"`
 }
 
-// ImageLayout is the runtime image as an OCI image layout directory
+// ImageLayout is the native runtime image as an OCI image layout directory
 // (oci-layout, index.json, blobs/) plus a file "digest" naming its manifest.
 // Three layers, each rebuilt only when its input changes: the slimmed base
-// (RuntimeBase), the venv (runtime requirements), the app code (root-owned,
-// tests and dev files excluded). It runs as a numeric non-root user, gunicorn
-// serving webapp:create_app() on 0.0.0.0:8080; workers, threads and timeouts
-// come from the app's gunicorn.conf.py, loaded from the working dir.
+// (RuntimeBase), the venv (runtime dependencies), the app code (root-owned,
+// tests and dev files excluded). It runs the contract's command as a numeric
+// non-root user in /app, the python path on PYTHONPATH, the contract's port
+// exposed.
 //
 // Reproducible: every mtime and the created times are o.SourceDateEpoch,
 // entries are sorted, owners numeric, JSON canonical; the same commit on the
@@ -129,52 +147,45 @@ type layerSpec struct {
 // into the config's history, so they cannot give that.)
 func ImageLayout(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Directory {
 	epoch := o.epoch()
-	created := time.Unix(epoch, 0).UTC().Format(time.RFC3339)
-	version := o.Version
-	if version == "" {
-		version = o.Revision
-	}
+	app := o.App
 	// No WithTimestamps here: oci.py writes every mtime as epoch anyway, and
 	// on a code change it was a separate copy of the tree (~0.2 s).
-	app := c.Directory().WithDirectory(".", src, dagger.DirectoryWithDirectoryOpts{Exclude: runtimeExclude})
-	labels := map[string]string{
-		"org.opencontainers.image.title":    o.Title,
-		"org.opencontainers.image.revision": o.Revision,
-		"org.opencontainers.image.version":  version,
-		"org.opencontainers.image.created":  created,
-	}
+	code := c.Directory().WithDirectory(".", src, dagger.DirectoryWithDirectoryOpts{Exclude: runtimeExclude})
+	labels := o.labels()
 	spec := imageSpec{
 		Epoch:   epoch,
-		Created: created,
+		Created: labels["org.opencontainers.image.created"],
 		Config: map[string]any{
 			"User":         User,
-			"ExposedPorts": map[string]any{fmt.Sprintf("%d/tcp", Port): map[string]any{}},
+			"ExposedPorts": map[string]any{fmt.Sprintf("%d/tcp", app.Port): map[string]any{}},
 			"Env": []string{
 				"PATH=" + VenvDir + "/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 				"LANG=C.UTF-8",
 				"PYTHONDONTWRITEBYTECODE=1",
 				"PYTHONUNBUFFERED=1",
-				"HOME=/tmp", // the numeric user has no home; gunicorn writes $HOME/.gunicorn
-				"APP_VERSION=" + version,
+				"PYTHONPATH=" + path.Join(AppDir, app.PythonPath),
+				"HOME=/tmp", // the numeric user has no home (gunicorn, for one, writes $HOME/.gunicorn)
+				"APP_VERSION=" + o.version(),
 				"REVISION=" + o.Revision,
 			},
-			"Cmd":        []string{VenvDir + "/bin/gunicorn", "--bind", fmt.Sprintf("0.0.0.0:%d", Port), "webapp:create_app()"},
+			"Cmd":        app.Command,
 			"WorkingDir": AppDir,
 			"Labels":     labels,
 		},
 		Layers: []layerSpec{
-			{Dir: "/layers/0", CreatedBy: "runtime base: " + o.BaseImage + " slimmed (ci/scripts/slim.py)"},
-			{Dir: "/layers/1", CreatedBy: "venv " + VenvDir + ": requirements.txt"},
+			{Dir: "/layers/0", CreatedBy: "runtime base: " + app.BaseImage + " slimmed (ci/scripts/slim.py)"},
+			{Dir: "/layers/1", CreatedBy: "venv " + VenvDir + ": " + app.Deps + " (" + strings.Join(app.DepFiles(), " ") + ")"},
 			// The app layer changes with every commit: written in the same exec
 			// as the manifest (one container start less per code change).
 			{Src: "/layers/app", Prefix: AppDir, CreatedBy: "app code " + AppDir},
 		},
 	}
 	specJSON, _ := json.Marshal(spec) // maps marshal with sorted keys
-	return toolbox(c, o.BaseImage).
-		WithMountedDirectory("/layers/0", layer(c, o.BaseImage, RuntimeBase(c, o.BaseImage), "", epoch)).
-		WithMountedDirectory("/layers/1", layer(c, o.BaseImage, RuntimeVenv(c, o.BaseImage, src).WithTimestamps(int(epoch)), VenvDir, epoch)).
-		WithMountedDirectory("/layers/app", app).
+	base := app.BaseImage
+	return toolbox(c, base).
+		WithMountedDirectory("/layers/0", layer(c, base, RuntimeBase(c, base), "", epoch)).
+		WithMountedDirectory("/layers/1", layer(c, base, RuntimeVenv(c, app, src).WithTimestamps(int(epoch)), VenvDir, epoch)).
+		WithMountedDirectory("/layers/app", code).
 		WithNewFile("/spec/image.json", string(specJSON)).
 		WithExec([]string{"python3", "/ci/oci.py", "image", "/spec/image.json", "/out"}).
 		Directory("/out")
@@ -189,9 +200,10 @@ func ImageTarball(c *dagger.Client, baseImage string, layout *dagger.Directory) 
 		File("/out/image.tar")
 }
 
-// Image is the runtime image (ImageLayout) as a container, for running or
-// exporting locally. Publish the layout itself (its digest is reproducible);
-// Dagger's Publish of this container would stamp new history times.
-func Image(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Container {
-	return c.Container().Import(ImageTarball(c, o.BaseImage, ImageLayout(c, src, o)))
+// NativeImage is the native image (ImageLayout) as a container, for running
+// or exporting locally. Publish the layout itself (its digest is
+// reproducible); Dagger's Publish of this container would stamp new history
+// times.
+func NativeImage(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Container {
+	return c.Container().Import(ImageTarball(c, o.App.BaseImage, ImageLayout(c, src, o)))
 }

@@ -17,7 +17,8 @@ type ImageEnv struct {
 	RegistryPasswordParam string
 	AWSRegion             string
 	ContainerName         string
-	ContainerPort         int
+	ContainerPort         int    // the port the app listens on in the container
+	HealthPath            string // GET it on ContainerPort must answer 2xx (ValidateService)
 }
 
 // shellSafe is what may appear unquoted on the right of KEY= in a sourced file.
@@ -41,6 +42,13 @@ func (e ImageEnv) Render() (string, error) {
 		{"AWS_REGION", e.AWSRegion},
 		{"CONTAINER_NAME", e.ContainerName},
 		{"CONTAINER_PORT", fmt.Sprint(e.ContainerPort)},
+		{"HEALTH_PATH", e.HealthPath},
+	}
+	if e.ContainerPort < 1 || e.ContainerPort > 65535 {
+		return "", fmt.Errorf("image.env: CONTAINER_PORT %d is not a port", e.ContainerPort)
+	}
+	if !strings.HasPrefix(e.HealthPath, "/") {
+		return "", fmt.Errorf("image.env: HEALTH_PATH %q must start with /", e.HealthPath)
 	}
 	var b strings.Builder
 	for _, p := range kv {

@@ -12,7 +12,7 @@ func TestImageEnvRender(t *testing.T) {
 		Image: "127.0.0.1:5001/webapp@" + digest, ImageTag: "127.0.0.1:5001/webapp:abc123", Revision: "abc123",
 		Registry: "127.0.0.1:5001", RegistryUsernameParam: "/webapp/registry/username",
 		RegistryPasswordParam: "/webapp/registry/password", AWSRegion: "us-east-1",
-		ContainerName: "webapp", ContainerPort: 8080,
+		ContainerName: "webapp", ContainerPort: 8080, HealthPath: "/healthz",
 	}
 	got, err := env.Render()
 	if err != nil {
@@ -21,7 +21,7 @@ func TestImageEnvRender(t *testing.T) {
 	want := "IMAGE=127.0.0.1:5001/webapp@" + digest + "\n" +
 		"IMAGE_TAG=127.0.0.1:5001/webapp:abc123\nREVISION=abc123\nREGISTRY=127.0.0.1:5001\n" +
 		"REGISTRY_USERNAME_PARAM=/webapp/registry/username\nREGISTRY_PASSWORD_PARAM=/webapp/registry/password\n" +
-		"AWS_REGION=us-east-1\nCONTAINER_NAME=webapp\nCONTAINER_PORT=8080\n"
+		"AWS_REGION=us-east-1\nCONTAINER_NAME=webapp\nCONTAINER_PORT=8080\nHEALTH_PATH=/healthz\n"
 	if got != want {
 		t.Errorf("Render =\n%s\nwant\n%s", got, want)
 	}

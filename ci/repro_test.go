@@ -27,6 +27,7 @@ import (
 	"dagger.io/dagger"
 
 	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/contract"
 )
 
 const commitTime = 1764158400 // 2025-11-26T12:00:00Z, stands for `git log -1 --format=%ct`
@@ -57,8 +58,13 @@ func checkout(t *testing.T, mtime time.Time) string {
 
 func layoutDigest(ctx context.Context, t *testing.T, c *dagger.Client, appDir string, epoch int64) string {
 	t.Helper()
+	app := contract.App{
+		Dir: "app", Name: "webapp", Build: contract.BuildNative, BaseImage: "python:3.13-slim",
+		Deps: contract.DepsRequirements, Requirements: []string{"requirements.txt"}, PythonPath: ".",
+		Command: []string{"gunicorn", "--bind", "0.0.0.0:8080", "webapp:create_app()"}, Port: 8080,
+	}
 	d, err := ci.ImageLayout(c, ci.Source(c, appDir), ci.ImageOpts{
-		BaseImage: "python:3.13-slim", Revision: "repro", Title: "webapp", SourceDateEpoch: epoch,
+		App: app, Revision: "repro", SourceDateEpoch: epoch,
 	}).File("digest").Contents(ctx)
 	if err != nil {
 		t.Fatalf("build image layout: %v", err)

@@ -4,28 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/acme/webapp-pipeline/ci"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
+
+	"github.com/acme/webapp-pipeline/internal/build"
+	"github.com/acme/webapp-pipeline/internal/gitx"
 )
 
-// SourceFlags name the repository checkout and the base image.
+// SourceFlags name the repository checkout.
 type SourceFlags struct {
-	Source    string `help:"Repository root holding app/, appspec.yml and scripts/ (default: ${default})." env:"CODEBUILD_SRC_DIR" default:"." placeholder:"DIR"`
-	BaseImage string `help:"Base image with python3 and venv; lint, tests and the runtime image use it (default: ${default})." env:"BUILD_BASE_IMAGE" default:"python:3.13-slim" placeholder:"IMAGE"`
+	Source string `help:"Repository root holding the app, pipeline.yml, appspec.yml and scripts/ (default: ${default})." env:"CODEBUILD_SRC_DIR" default:"." placeholder:"DIR"`
 }
 
-// appDir is the app/ directory of the checkout, which must exist.
-func (f SourceFlags) appDir() (string, error) {
-	dir := filepath.Join(f.Source, "app")
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("no app/ directory in --source %q: run from the repository root or set --source / CODEBUILD_SRC_DIR", f.Source)
+// AppFlags are the checkout and the app's contract: every command that
+// builds takes them.
+type AppFlags struct {
+	SourceFlags   `embed:""`
+	ContractFlags `embed:""`
+}
+
+// build resolves the contract against the checkout: the one value that
+// flows from the flags into the build.
+func (f AppFlags) build(g *Globals, log *slog.Logger, rep *build.Report) (build.Build, error) {
+	app, err := f.app().Resolve(f.Source)
+	if err != nil {
+		return build.Build{}, err
 	}
-	return dir, nil
+	return build.Build{Source: f.Source, App: app, Log: log, Report: rep, Verbose: g.Verbose}, nil
 }
 
 // RevisionFlags name the commit being built.
@@ -40,8 +47,8 @@ var tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 func (f *RevisionFlags) resolve(ctx context.Context, source string) error {
 	if f.Revision == "" {
 		f.Revision = "dev"
-		if out, err := gitOut(ctx, source, "rev-parse", "HEAD"); err == nil {
-			f.Revision = out
+		if head := gitx.Head(ctx, source); head != "" {
+			f.Revision = head
 		}
 	}
 	if !tagRe.MatchString(f.Revision) {
@@ -75,100 +82,102 @@ func (f PublishFlags) Validate() error {
 	return nil
 }
 
+func (f PublishFlags) publish() build.Publish {
+	return build.Publish{ImageRepo: f.ImageRepo, RegistryUsernameParam: f.RegistryUsernameParam,
+		RegistryPasswordParam: f.RegistryPasswordParam, PullUsernameParam: f.PullUsernameParam,
+		PullPasswordParam: f.PullPasswordParam, Region: f.Region}
+}
+
 // OutFlags name the artifacts directory.
 type OutFlags struct {
 	Out   string `help:"Artifacts directory, replaced atomically: bundle/, reports/, build.json (default: ${default})." env:"BUILD_OUT" default:"dist" placeholder:"DIR"`
-	Force bool   `help:"Build even when --out already holds the build of exactly these inputs (same program, flags, commit time and files), which is otherwise reported as up to date without contacting the engine or the registry." env:"BUILD_FORCE"`
+	Force bool   `help:"Build even when --out already holds the build of exactly these inputs (same program, contract, flags, commit time and files), which is otherwise reported as up to date without contacting the engine or the registry." env:"BUILD_FORCE"`
 }
 
-// LintCmd runs flake8.
+// LintCmd runs the lint command.
 type LintCmd struct {
-	SourceFlags `embed:""`
+	AppFlags `embed:""`
 }
 
-// Run lints app/.
-func (c *LintCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *report) error {
-	p, err := connect(ctx, g, log, c.SourceFlags, rep)
+// Run lints the app.
+func (c *LintCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
+	b, err := c.build(g, log, rep)
 	if err != nil {
 		return err
 	}
-	defer p.close()
-	_, err = p.lint(ctx)
-	return err
+	return build.Lint(ctx, b)
 }
 
-// TestCmd runs pytest.
+// TestCmd runs the test command.
 type TestCmd struct {
-	SourceFlags `embed:""`
+	AppFlags `embed:""`
 }
 
-// Run tests app/.
-func (c *TestCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *report) error {
-	p, err := connect(ctx, g, log, c.SourceFlags, rep)
+// Run tests the app.
+func (c *TestCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
+	b, err := c.build(g, log, rep)
 	if err != nil {
 		return err
 	}
-	defer p.close()
-	_, err = p.test(ctx)
-	return err
+	return build.Test(ctx, b)
 }
 
 // ImageCmd builds the runtime image.
 type ImageCmd struct {
-	SourceFlags   `embed:""`
+	AppFlags      `embed:""`
 	RevisionFlags `embed:""`
 	Tarball       string `help:"Also export the image as an OCI tarball to this file." placeholder:"FILE"`
 }
 
-// Run builds the image and, with --tarball, exports it.
-func (c *ImageCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *report) error {
-	if err := c.resolve(ctx, c.Source); err != nil {
-		return err
-	}
-	rep.inv.revision = c.Revision
-	p, err := connect(ctx, g, log, c.SourceFlags, rep)
+// Run builds and smoke-tests the image and, with --tarball, exports it.
+func (c *ImageCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
+	b, err := c.build(g, log, rep)
 	if err != nil {
 		return err
 	}
-	defer p.close()
-	if _, err := p.image(ctx, c.Revision); err != nil || c.Tarball == "" {
+	if err := c.resolve(ctx, c.Source); err != nil {
 		return err
 	}
-	start := time.Now()
-	// The layout publish pushes, as one OCI archive: the same bytes, so the same digest.
-	tarball := ci.ImageTarball(p.c, c.BaseImage, ci.ImageLayout(p.c, p.src, p.imageOpts))
-	if _, err := tarball.Export(ctx, c.Tarball); err != nil {
-		return fmt.Errorf("export image tarball to %s: %w", c.Tarball, explain(err))
-	}
-	log.Info("image exported", "file", c.Tarball, "seconds", secs(time.Since(start)))
-	return nil
+	return build.Image(ctx, b, c.Revision, c.Tarball)
 }
 
-// PublishCmd is lint + test + image + push + artifacts.
+// PublishCmd is lint + test + image + smoke + push + artifacts.
 type PublishCmd struct {
-	SourceFlags   `embed:""`
+	AppFlags      `embed:""`
 	RevisionFlags `embed:""`
 	PublishFlags  `embed:""`
 	OutFlags      `embed:""`
 }
 
 // Run publishes without checking the bundle.
-func (c *PublishCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *report) error {
-	return release(ctx, g, log, out, rep, c.SourceFlags, c.RevisionFlags, c.PublishFlags, c.OutFlags, false)
+func (c *PublishCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *build.Report) error {
+	return release(ctx, g, log, out, rep, c.AppFlags, c.RevisionFlags, c.PublishFlags, c.OutFlags, false)
 }
 
 // AllCmd is what CodeBuild runs.
 type AllCmd struct {
-	SourceFlags   `embed:""`
+	AppFlags      `embed:""`
 	RevisionFlags `embed:""`
 	PublishFlags  `embed:""`
 	OutFlags      `embed:""`
 }
 
-// Run is (lint ∥ test ∥ image) → check bundle → publish → write artifacts,
-// or nothing when --out is up to date.
-func (c *AllCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *report) error {
-	return release(ctx, g, log, out, rep, c.SourceFlags, c.RevisionFlags, c.PublishFlags, c.OutFlags, true)
+// Run is (lint ∥ test ∥ image → smoke) → check bundle → publish → write
+// artifacts, or nothing when --out is up to date.
+func (c *AllCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *build.Report) error {
+	return release(ctx, g, log, out, rep, c.AppFlags, c.RevisionFlags, c.PublishFlags, c.OutFlags, true)
+}
+
+func release(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *build.Report,
+	af AppFlags, rf RevisionFlags, pf PublishFlags, of OutFlags, check bool) error {
+	b, err := af.build(g, log, rep)
+	if err != nil {
+		return err
+	}
+	if err := rf.resolve(ctx, af.Source); err != nil {
+		return err
+	}
+	return build.Release(ctx, b, rf.Revision, pf.publish(), build.Out{Dir: of.Out, Force: of.Force}, check, out)
 }
 
 // CheckCmd validates a bundle directory.
@@ -183,9 +192,44 @@ func (c *CheckCmd) Run(log *slog.Logger) error {
 	if dir == "" {
 		dir = filepath.Join("dist", "bundle")
 	}
-	if err := checkBundle(dir, c.Buildspec); err != nil {
+	if err := build.CheckBundle(dir, c.Buildspec); err != nil {
 		return err
 	}
 	log.Info("bundle ok", "dir", dir)
 	return nil
+}
+
+// ShellCmd opens an interactive shell in a step's container.
+type ShellCmd struct {
+	AppFlags      `embed:""`
+	RevisionFlags `embed:""`
+	Step          string `help:"Step whose container to open: deps (the dependencies installed in /opt/venv, source in /src; when the install fails, the shell opens where it failed), lint or test (the same, after the command ran; pytest's report in /tmp/reports), image (the image, as it runs)." enum:"deps,lint,test,image" default:"test"`
+	Shell         string `help:"Program to run inside (default: ${default})." default:"/bin/bash" placeholder:"PATH"`
+}
+
+// Run opens the shell (under `dagger run -i` when not already in one).
+func (c *ShellCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
+	b, err := c.build(g, log, rep)
+	if err != nil {
+		return err
+	}
+	if err := c.resolve(ctx, c.Source); err != nil {
+		return err
+	}
+	return build.Shell(ctx, b, c.Step, c.Revision, c.Shell)
+}
+
+// ReproduceCmd rebuilds a commit the way CodeBuild built it.
+type ReproduceCmd struct {
+	Commit        string `arg:"" help:"Commit to rebuild: what CODEBUILD_RESOLVED_SOURCE_VERSION was (any git revision; resolved to its SHA). Its own pipeline.yml applies." placeholder:"COMMIT"`
+	Repo          string `help:"Git repository holding the commit (default: ${default})." default:"." placeholder:"DIR"`
+	ContractFlags `embed:""`
+	Step          string `help:"Run only this step: lint, test, image; all runs the three (default: ${default})." enum:"all,lint,test,image" default:"all"`
+	Expect        string `help:"Fail unless the image digest equals this one: sha256:... or repo@sha256:... (image.env's IMAGE, build.json's digest)." placeholder:"DIGEST"`
+}
+
+// Run rebuilds the commit in a temporary worktree and prints its digest.
+func (c *ReproduceCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *build.Report) error {
+	b := build.Build{App: c.app(), Log: log, Report: rep, Verbose: g.Verbose}
+	return build.Reproduce{Repo: c.Repo, Commit: c.Commit, Step: c.Step, Expect: c.Expect}.Run(ctx, b, out)
 }

@@ -10,11 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/acme/webapp-pipeline/internal/build"
 )
 
 // Globals are the flags every command takes.
@@ -27,19 +28,19 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Lint      LintCmd      `cmd:"" help:"Run flake8 on app/."`
-	Test      TestCmd      `cmd:"" help:"Run pytest on app/."`
-	Image     ImageCmd     `cmd:"" help:"Build the runtime image (optionally export it as an OCI tarball)."`
-	Publish   PublishCmd   `cmd:"" help:"Lint, test, build and push the image; write the artifacts directory."`
+	Lint      LintCmd      `cmd:"" help:"Run the app's lint command (flake8 by default)."`
+	Test      TestCmd      `cmd:"" help:"Run the app's test command (pytest by default)."`
+	Image     ImageCmd     `cmd:"" help:"Build the image and smoke-test it (optionally export it as an OCI tarball)."`
+	Publish   PublishCmd   `cmd:"" help:"Lint, test, build, smoke-test and push the image; write the artifacts directory."`
 	Check     CheckCmd     `cmd:"" help:"Validate a CodeDeploy bundle directory (and optionally a buildspec)."`
-	All       AllCmd       `cmd:"" help:"What CodeBuild runs: lint, test, image, check bundle, publish, write artifacts."`
+	All       AllCmd       `cmd:"" help:"What CodeBuild runs: lint, test, image, smoke test, check bundle, publish, write artifacts."`
 	Shell     ShellCmd     `cmd:"" help:"Open an interactive shell in a step's container (deps, lint, test, image), as the step saw it."`
 	Reproduce ReproduceCmd `cmd:"" help:"Rebuild a commit (what CodeBuild built) from git, without touching the working tree; print the image digest."`
 }
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "build: error: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(os.Stderr, "build: error: %s\n", build.OneLine(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -49,7 +50,9 @@ func main() {
 func newParser(cli *CLI, w io.Writer, exit func(int)) (*kong.Kong, error) {
 	return kong.New(cli,
 		kong.Name("build"),
-		kong.Description("Build phase of the webapp pipeline (Dagger). Flags fall back to the environment variables shown."),
+		kong.Description("Build phase of the webapp pipeline (Dagger). Flags fall back to the environment variables shown, "+
+			"the app contract's flags then to the keys of the same name in the repository's pipeline.yml."),
+		kong.Resolvers(&configResolver{}),
 		kong.Writers(w, w),
 		kong.Exit(exit),
 		kong.UsageOnError(),
@@ -64,6 +67,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	kctx, err := parser.Parse(args)
+	var cfgErr *configError
+	if errors.As(err, &cfgErr) {
+		return cfgErr // kong prefixes it with the flag being resolved: the file's problem is the point
+	}
 	if err != nil {
 		return err
 	}
@@ -71,14 +78,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// The report prints last (the failure report, or the step summary); log
 	// lines and tool output go through it so a terminal's live line stays
 	// tidy. Plain text has no clock times: CodeBuild stamps its own lines.
-	rep := newReport(stderr)
+	rep := build.NewReport(stderr)
 	opts := &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey && len(groups) == 0 {
 			return slog.Attr{}
 		}
 		return a
 	}}
-	if rep.tty && !cli.Verbose {
+	if rep.Live() && !cli.Verbose {
 		opts.Level = slog.LevelWarn // the live step lines say the same
 	}
 	log := slog.New(slog.NewTextHandler(rep, opts))
@@ -89,11 +96,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	err = kctx.Run(&cli.Globals, log, stdoutW{stdout}, stderrW{stderr}, rep)
-	var sf *stepFailure
-	if errors.As(err, &sf) {
-		rep.failure = sf
-	}
-	rep.finish(err)
+	rep.Finish(err)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("timed out after %s (raise --timeout or BUILD_TIMEOUT): %w", cli.Timeout, err)
 	}
@@ -108,14 +111,3 @@ type (
 	stdoutW struct{ io.Writer }
 	stderrW struct{ io.Writer }
 )
-
-// oneLine folds a multi-line error into a single line.
-func oneLine(s string) string {
-	var parts []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			parts = append(parts, l)
-		}
-	}
-	return strings.Join(parts, " | ")
-}

@@ -1,33 +1,39 @@
-package main
+package build
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// report collects what one run did — the steps, how long each took, whether
+// Report collects what one run did — the steps, how long each took, whether
 // the engine served it from its cache, the failure, the pushed image — and
 // prints it LAST, so the end of the log says what happened without scrolling.
 // On a terminal it also draws the running step live; elsewhere (CodeBuild) it
 // prints stable plain text: no clock times, no colour, no redrawn lines.
-type report struct {
-	mu       sync.Mutex
-	w        io.Writer // stderr
-	tty      bool      // live progress and colour
-	steps    []stepRecord
-	execs    map[string]*execCount // step → its commands' cache status, from the engine's progress
-	failure  *stepFailure
-	image    *imageFacts
-	fresh    string // the out dir, when it was already up to date
-	inv      invocation
-	running  []liveStep // steps in progress (terminal only)
-	spinning bool       // the live-line goroutine is running
+type Report struct {
+	mu      sync.Mutex
+	w       io.Writer // stderr
+	tty     bool      // live progress and colour
+	steps   []stepRecord
+	execs   map[string]*execCount // step → its commands' cache status, from the engine's progress
+	failure *stepFailure
+	image   *imageFacts
+	fresh   string // the out dir, when it was already up to date
+	inv     invocation
+	running []liveStep // steps in progress (terminal only)
+
+	lintCall, testCall string // the contract's commands, as the progress output shows them
+
+	serviceLogs lineRing // what the smoke test's container printed (from the engine's progress)
+	spinning    bool     // the live-line goroutine is running
 }
 
 type stepRecord struct {
@@ -45,6 +51,10 @@ type imageFacts struct {
 	Digest string // manifest digest
 	Size   int64  // config + compressed layers: what a pull downloads
 	Layers int
+
+	Build        string      // dockerfile or native ("" when not known: up to date)
+	Reproducible bool        // the same commit gives the same digest
+	Smoke        *smokeFacts // what the smoke test saw
 }
 
 // invocation is how this run was started: what the re-run commands need.
@@ -58,7 +68,7 @@ type invocation struct {
 
 // stepRank orders steps as the pipeline does, whichever finished first.
 func stepRank(name string) int {
-	for i, s := range []string{"deps", "lint", "test", "image", "check", "publish"} {
+	for i, s := range []string{"deps", "lint", "test", "image", "smoke", "check", "publish"} {
 		if s == name {
 			return i
 		}
@@ -82,9 +92,14 @@ func (f *stepFailure) Unwrap() error { return f.Err }
 
 const defaultBaseImage = "python:3.13-slim"
 
-func newReport(w io.Writer) *report {
-	return &report{w: w, tty: isTerminal(w), execs: map[string]*execCount{}}
+// NewReport is a report printed to w (stderr).
+func NewReport(w io.Writer) *Report {
+	return &Report{w: w, tty: isTerminal(w), execs: map[string]*execCount{}}
 }
+
+// Live says whether the report draws live step lines (a terminal): log lines
+// at Info would repeat them.
+func (r *Report) Live() bool { return r.tty }
 
 // isTerminal is true for a character device that is not told to be plain.
 func isTerminal(w io.Writer) bool {
@@ -96,7 +111,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func (r *report) colour(code, s string) string {
+func (r *Report) colour(code, s string) string {
 	if !r.tty || os.Getenv("NO_COLOR") != "" {
 		return s
 	}
@@ -105,7 +120,7 @@ func (r *report) colour(code, s string) string {
 
 // stepStart draws the running steps on a terminal (a spinner and each
 // step's time so far). Steps may run at once (lint, test and image do).
-func (r *report) stepStart(name string) {
+func (r *Report) stepStart(name string) {
 	if !r.tty {
 		return
 	}
@@ -124,7 +139,7 @@ type liveStep struct {
 }
 
 // spin redraws the live line every 100 ms until no step is running.
-func (r *report) spin() {
+func (r *Report) spin() {
 	frames := []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
 	for i := 0; ; i++ {
 		r.mu.Lock()
@@ -146,7 +161,7 @@ func (r *report) spin() {
 // stepDone records a finished step; on a terminal it prints its final line
 // above the live one. A step whose context was cancelled (the image, when
 // lint or tests failed first) is dropped: it neither passed nor failed.
-func (r *report) stepDone(name string, d time.Duration, err error, cancelled bool) {
+func (r *Report) stepDone(name string, d time.Duration, err error, cancelled bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, ls := range r.running {
@@ -173,7 +188,7 @@ func (r *report) stepDone(name string, d time.Duration, err error, cancelled boo
 
 // Write lets tool output and log lines go through the report, so they do not
 // collide with the live line on a terminal.
-func (r *report) Write(p []byte) (int, error) {
+func (r *Report) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.tty && len(r.running) > 0 {
@@ -183,7 +198,7 @@ func (r *report) Write(p []byte) (int, error) {
 }
 
 // fail records the failure the report will describe (the first one wins).
-func (r *report) fail(f *stepFailure) {
+func (r *Report) fail(f *stepFailure) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failure == nil {
@@ -193,7 +208,7 @@ func (r *report) fail(f *stepFailure) {
 
 // cacheStatus is "cached" when the engine served every one of the step's own
 // commands from its cache, "ran" when it ran at least one, "" when unknown.
-func (r *report) cacheStatus(step string) string {
+func (r *Report) cacheStatus(step string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.execs[step]
@@ -207,9 +222,14 @@ func (r *report) cacheStatus(step string) string {
 	}
 }
 
-// finish prints the closing block: the failure report when err != nil, else
-// the summary. The caller prints the one-line cause after it.
-func (r *report) finish(err error) {
+// Finish prints the closing block: the failure report when err != nil (the
+// step failure it wraps, if any, is what it describes), else the summary.
+// The caller prints the one-line cause after it.
+func (r *Report) Finish(err error) {
+	var sf *stepFailure
+	if errors.As(err, &sf) {
+		r.failure = sf
+	}
 	sort.SliceStable(r.steps, func(i, j int) bool { return stepRank(r.steps[i].name) < stepRank(r.steps[j].name) })
 	if len(r.steps) == 0 && r.failure == nil && r.fresh == "" {
 		return // nothing ran (bad flags, no engine, check): the one line says it all
@@ -221,7 +241,7 @@ func (r *report) finish(err error) {
 	r.printSummary()
 }
 
-func (r *report) printSteps(w io.Writer) {
+func (r *Report) printSteps(w io.Writer) {
 	for _, s := range r.steps {
 		status := r.cacheStatus(s.name)
 		if !s.ok {
@@ -232,14 +252,14 @@ func (r *report) printSteps(w io.Writer) {
 }
 
 // upToDate is the summary of a run that found nothing to do.
-func (r *report) upToDate(ref, digest, out string) {
+func (r *Report) upToDate(ref, digest, out string) {
 	r.mu.Lock()
 	r.image = &imageFacts{Ref: ref, Digest: digest}
 	r.fresh = out
 	r.mu.Unlock()
 }
 
-func (r *report) printSummary() {
+func (r *Report) printSummary() {
 	var b strings.Builder
 	if r.fresh != "" {
 		fmt.Fprintf(&b, "%s\n", r.colour("1;32", "---- up to date "+strings.Repeat("-", 55)))
@@ -257,11 +277,26 @@ func (r *report) printSummary() {
 		if im.Size > 0 {
 			fmt.Fprintf(&b, "size     %s (%d layers, compressed: what a pull downloads)\n", humanBytes(im.Size), im.Layers)
 		}
+		if im.Build != "" {
+			repro := "not reproducible: the engine stamps its own times"
+			if im.Reproducible {
+				repro = "reproducible: the same commit gives the same digest"
+			}
+			fmt.Fprintf(&b, "built    %s (%s)\n", im.Build, repro)
+		}
+		if s := im.Smoke; s != nil {
+			fmt.Fprintf(&b, "smoke    %s\n", s.Answer)
+			user := "user " + s.User
+			if s.Root {
+				user = r.colour("33", "runs as root (warning: add USER to the Dockerfile; require-non-root makes it fail)")
+			}
+			fmt.Fprintf(&b, "runs as  %s\n", strings.TrimPrefix(user, "user "))
+		}
 	}
 	_, _ = r.Write([]byte(b.String()))
 }
 
-func (r *report) printFailure(err error) {
+func (r *Report) printFailure(err error) {
 	f := r.failure
 	var b strings.Builder
 	title := "---- build failed "
@@ -394,7 +429,7 @@ func humanBytes(n int64) string {
 // CACHED. Lines look like `24  : Container.withExec(args: [...]): Container!`
 // then `24  : Container.withExec CACHED [0.0s]`; a call may span lines.
 type progressParser struct {
-	r    *report
+	r    *Report
 	tee  io.Writer // --verbose: the raw output also goes here
 	buf  []byte
 	span map[string]string // span id → the call's text so far
@@ -402,11 +437,12 @@ type progressParser struct {
 
 var (
 	ansiRe     = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+	logLineRe  = regexp.MustCompile(`^\[[0-9.]+m?s\] \| ?(.*)$`)
 	spanLineRe = regexp.MustCompile(`^(\d+)\s*: (.*)$`)
 	execEndRe  = regexp.MustCompile(`withExec (DONE|CACHED|ERROR)\b`)
 )
 
-func newProgressParser(r *report, tee io.Writer) *progressParser {
+func newProgressParser(r *Report, tee io.Writer) *progressParser {
 	return &progressParser{r: r, tee: tee, span: map[string]string{}}
 }
 
@@ -432,8 +468,11 @@ func (p *progressParser) line(l string) {
 		return
 	}
 	id, text := m[1], m[2]
+	if l := logLineRe.FindStringSubmatch(text); l != nil && strings.Contains(p.span[id], "asService") {
+		p.r.serviceLogs.add(l[1]) // the smoke test's container (the only service a build runs)
+	}
 	if e := execEndRe.FindStringSubmatch(text); e != nil {
-		step := execStep(p.span[id])
+		step := p.r.execStep(p.span[id])
 		delete(p.span, id)
 		if step == "" {
 			return
@@ -457,20 +496,77 @@ func (p *progressParser) line(l string) {
 	}
 }
 
-// execStep says which step a withExec call belongs to, from its arguments.
-func execStep(call string) string {
+// execStep says which step a withExec call belongs to, from its arguments:
+// the contract's lint and test commands as the engine prints them, the
+// dependency installs (the runtime one, for the image, carries --no-compile,
+// --no-dev or runtime-requirements), ci/'s image tools.
+func (r *Report) execStep(call string) string {
+	r.mu.Lock()
+	lint, test := r.lintCall, r.testCall
+	r.mu.Unlock()
+	runtime := strings.Contains(call, `"--no-compile"`) || strings.Contains(call, `"--no-dev"`) || strings.Contains(call, "runtime-requirements")
+	install := strings.Contains(call, `"pip", "install"`) || strings.Contains(call, `/uv", "sync"`) || strings.Contains(call, "pydeps.py")
 	switch {
 	case !strings.Contains(call, "withExec"):
 		return ""
-	case strings.Contains(call, `"flake8"`):
+	case lint != "" && strings.Contains(call, lint):
 		return "lint"
-	case strings.Contains(call, `"pytest"`):
+	case test != "" && strings.Contains(call, test):
 		return "test"
-	case strings.Contains(call, `"pip", "install"`) && strings.Contains(call, "requirements-dev.txt"):
+	case install && !runtime:
 		return "deps"
-	case strings.Contains(call, `"pip", "install"`), strings.Contains(call, `"/ci/`), strings.Contains(call, `"compileall"`),
+	case install, strings.Contains(call, `"/ci/`), strings.Contains(call, `"compileall"`),
 		strings.Contains(call, `"pip", "uninstall"`):
 		return "image" // the runtime venv and ci/'s image tools (slim.py, oci.py)
 	}
 	return ""
+}
+
+// setCommands tells the progress parser the contract's lint and test
+// commands, as the engine prints a withExec's args: ["flake8", "."].
+func (r *Report) setCommands(lint, test []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lintCall, r.testCall = quotedArgs(lint), quotedArgs(test)
+}
+
+func quotedArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = strconv.Quote(a)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// lineRing keeps the last lines written to it.
+type lineRing struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+const ringSize = 200
+
+func (r *lineRing) add(l string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, strings.TrimRight(l, " \r"))
+	if len(r.lines) > ringSize {
+		r.lines = r.lines[len(r.lines)-ringSize:]
+	}
+}
+
+func (r *lineRing) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = nil
+}
+
+// last are the last n lines, or one line saying there were none.
+func (r *lineRing) last(n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lines) == 0 {
+		return []string{"(the container printed nothing)"}
+	}
+	return append([]string(nil), lastN(r.lines, n)...)
 }

@@ -1,9 +1,10 @@
-package main
+package build
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // writeDirAtomic makes dst hold exactly what fill writes into a fresh temp
@@ -67,3 +68,17 @@ func writeFiles(dir string, files map[string][]byte) error {
 	}
 	return nil
 }
+
+// oneLine folds a multi-line error into a single line.
+func oneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " | ")
+}
+
+// OneLine is oneLine for the CLI's final `build: error:` line.
+func OneLine(s string) string { return oneLine(s) }

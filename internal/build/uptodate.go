@@ -1,4 +1,4 @@
-package main
+package build
 
 import (
 	"crypto/sha256"
@@ -13,6 +13,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/acme/webapp-pipeline/internal/contract"
 )
 
 // The up-to-date check: `publish` and `all` record in out/build.json a key
@@ -32,9 +34,13 @@ import (
 // appIgnored mirrors ci.Source's exclusions (Dagger's dockerignore-style
 // patterns): names ignored at the top of app/, and at any depth.
 var (
-	appIgnoredTop = []string{".git", ".venv", "venv", "dist", "build", "*.egg-info", ".mypy_cache", ".tox"}
+	appIgnoredTop = []string{".git", ".venv", "venv", "dist", "build", "*.egg-info", ".mypy_cache", ".tox", ".ruff_cache"}
 	appIgnoredAny = []string{"__pycache__", ".pytest_cache", "*.pyc"}
 )
+
+// ContractFile is the app contract's file at the repository root (its
+// values are in the resolved contract; its bytes are hashed too).
+const ContractFile = "pipeline.yml"
 
 func appIgnored(rel string) bool {
 	base := path.Base(rel)
@@ -56,9 +62,14 @@ func appIgnored(rel string) bool {
 
 // inputsKey hashes what a release reads; settings are the flags and derived
 // values (revision, commit time) in a fixed order.
-func inputsKey(source string, settings ...string) (string, error) {
+func inputsKey(source string, app contract.App, settings ...string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "webapp-build inputs v2\n")
+	fmt.Fprintf(h, "webapp-build inputs v3\n")
+	contractJSON, err := json.Marshal(app) // the resolved contract: pipeline.yml, flags and env as they apply
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(h, "contract %s\n", contractJSON)
 	prog, err := programID()
 	if err != nil {
 		return "", fmt.Errorf("identify the build program: %w", err)
@@ -68,13 +79,13 @@ func inputsKey(source string, settings ...string) (string, error) {
 	for _, s := range settings {
 		fmt.Fprintf(h, "setting %q\n", s)
 	}
-	if err := hashTree(h, filepath.Join(source, "app"), "app/", appIgnored); err != nil {
+	if err := hashTree(h, filepath.Join(source, app.Dir), app.Dir+"/", appIgnored); err != nil {
 		return "", err
 	}
 	if err := hashTree(h, filepath.Join(source, "scripts"), "scripts/", nil); err != nil {
 		return "", err
 	}
-	for _, f := range []string{"appspec.yml", "buildspec.yml"} {
+	for _, f := range []string{"appspec.yml", "buildspec.yml", ContractFile} {
 		p := filepath.Join(source, f)
 		st, err := os.Stat(p) // followed, as the upload follows it
 		if os.IsNotExist(err) {

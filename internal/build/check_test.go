@@ -1,4 +1,4 @@
-package main
+package build
 
 import (
 	"os"
@@ -82,7 +82,7 @@ func TestCheckBundle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := checkBundle(bundle(t, tt.files, tt.mode), "")
+			err := CheckBundle(bundle(t, tt.files, tt.mode), "")
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("valid bundle rejected: %v", err)
@@ -108,12 +108,12 @@ func TestCheckBuildspec(t *testing.T) {
 		if err := os.WriteFile(spec, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		err := checkBundle(dir, spec)
+		err := CheckBundle(dir, spec)
 		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
 			t.Errorf("buildspec %q: err = %v, want %q", content, err, want)
 		}
 	}
-	if err := checkBundle(dir, filepath.Join(t.TempDir(), "nope.yml")); err == nil {
+	if err := CheckBundle(dir, filepath.Join(t.TempDir(), "nope.yml")); err == nil {
 		t.Error("missing buildspec accepted")
 	}
 }
@@ -125,7 +125,7 @@ func TestCheckRepoBundle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "appspec.yml")); err != nil {
 		t.Skip("no appspec.yml in the repository yet")
 	}
-	if err := checkBundle(root, filepath.Join(root, "buildspec.yml")); err != nil {
+	if err := CheckBundle(root, filepath.Join(root, "buildspec.yml")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package build
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,60 +16,79 @@ import (
 	"dagger.io/dagger"
 
 	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/gitx"
 	"github.com/acme/webapp-pipeline/internal/ocipush"
 	"github.com/acme/webapp-pipeline/internal/ssmparam"
 )
 
 // buildInfo is out/build.json.
 type buildInfo struct {
-	Revision  string `json:"revision"`
-	Image     string `json:"image"`     // repo@sha256:...
-	ImageTag  string `json:"image_tag"` // repo:revision
-	Digest    string `json:"digest"`
-	BaseImage string `json:"base_image"`
-	Created   string `json:"created"`
-	Inputs    string `json:"inputs"`  // key of everything the build read (see uptodate.go)
-	Outputs   string `json:"outputs"` // key of bundle/ and reports/ as written
-	Steps     []step `json:"steps"`
+	Revision     string `json:"revision"`
+	Image        string `json:"image"`     // repo@sha256:...
+	ImageTag     string `json:"image_tag"` // repo:revision
+	Digest       string `json:"digest"`
+	Build        string `json:"build"`        // how the image was made: dockerfile or native
+	Reproducible bool   `json:"reproducible"` // whether the same commit gives the same digest
+	BaseImage    string `json:"base_image"`
+	Port         int    `json:"container_port"`
+	HealthPath   string `json:"health_path"`
+	Smoke        string `json:"smoke"` // what the health path answered before the push
+	User         string `json:"user"`  // the user the image runs as ("" = root)
+	Created      string `json:"created"`
+	Inputs       string `json:"inputs"`  // key of everything the build read (see uptodate.go)
+	Outputs      string `json:"outputs"` // key of bundle/ and reports/ as written
+	Steps        []step `json:"steps"`
 }
 
-// release is `publish` (check=false) and `all` (check=true).
+// Publish says where the image goes and where the registry credentials are.
+type Publish struct {
+	ImageRepo             string // repository to push to (tag = revision)
+	RegistryUsernameParam string // SSM parameters the build reads the push login from
+	RegistryPasswordParam string
+	PullUsernameParam     string // ... and the instances the pull login (default: the push ones)
+	PullPasswordParam     string
+	Region                string // of the SSM parameters ("" = the SDK's chain)
+}
+
+// Out is the artifacts directory.
+type Out struct {
+	Dir   string
+	Force bool // build even when Dir holds the build of exactly these inputs
+}
+
+// Release is `publish` (check=false) and `all` (check=true): lint ∥ test ∥
+// (image → smoke), then check the bundle, push, write the artifacts; or
+// nothing when out is up to date. It prints the pushed image to stdout.
 //
-// Artifacts: the whole --out directory is built in a temp dir beside it and
+// Artifacts: the whole out directory is built in a temp dir beside it and
 // renamed over the old one only when everything succeeded. When lint or tests
 // FAIL, ONLY out/reports is replaced (atomically, the same way) so CodeBuild
 // can show what failed; out/bundle and out/build.json are left as they were
 // (or absent), so nothing half-built can be deployed. Any later failure
-// (image, check, SSM, publish) leaves --out exactly as it was.
-func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, rep *report,
-	sf SourceFlags, rf RevisionFlags, pf PublishFlags, of OutFlags, check bool) error {
-	if _, err := sf.appDir(); err != nil {
-		return err
-	}
-	if err := rf.resolve(ctx, sf.Source); err != nil {
-		return err
-	}
-	scripts, err := scriptNames(sf.Source)
+// (image, smoke, check, SSM, publish) leaves out exactly as it was.
+func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, check bool, stdout io.Writer) error {
+	log, rep := b.Log, b.Report
+	scripts, err := scriptNames(b.Source)
 	if err != nil {
 		return err
 	}
-	rep.inv.revision = rf.Revision
+	rep.inv.revision = revision
 	inputs := func() (string, error) {
-		return inputsKey(sf.Source, fmt.Sprint(check), sf.BaseImage, rf.Revision, pf.ImageRepo,
+		return inputsKey(b.Source, b.App, fmt.Sprint(check), revision, pf.ImageRepo,
 			pf.RegistryUsernameParam, pf.RegistryPasswordParam, pf.PullUsernameParam, pf.PullPasswordParam,
-			regionOf(pf), fmt.Sprint(sourceDateEpoch(ctx, sf.Source)))
+			regionOf(pf), fmt.Sprint(sourceDateEpoch(ctx, b.Source)))
 	}
 	key, err := inputs()
 	if err != nil {
 		return fmt.Errorf("read the inputs of the build: %w", err)
 	}
-	if info, ok := upToDate(of.Out, key); ok && !of.Force {
-		log.Info("up to date", "image", info.Image, "out", of.Out, "inputs", key)
-		rep.upToDate(info.Image, info.Digest, of.Out)
+	if info, ok := upToDate(of.Dir, key); ok && !of.Force {
+		log.Info("up to date", "image", info.Image, "out", of.Dir, "inputs", key)
+		rep.upToDate(info.Image, info.Digest, of.Dir)
 		fmt.Fprintln(stdout, info.Image)
 		return nil
 	}
-	p, err := connect(ctx, g, log, sf, rep)
+	p, err := connect(ctx, b)
 	if err != nil {
 		return err
 	}
@@ -85,25 +103,34 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		return err
 	}
 
-	// The image does not depend on lint or tests: build it meanwhile (it is
-	// only pushed when they pass). The first of them to fail stops the rest.
+	// The image does not depend on lint or tests: build and smoke-test it
+	// meanwhile (it is only pushed when they pass). The first of them to fail
+	// stops the rest.
 	bctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	imgErr := make(chan error, 1)
+	type imageResult struct {
+		smoke *smokeFacts
+		err   error
+	}
+	imgDone := make(chan imageResult, 1)
 	go func() {
-		_, err := p.image(bctx, rf.Revision)
-		if err != nil {
+		var r imageResult
+		if r.err = p.image(bctx, revision); r.err == nil {
+			r.smoke, r.err = p.smoke(bctx)
+		}
+		if r.err != nil {
 			stop(errOtherFailed)
 		}
-		imgErr <- err
+		imgDone <- r
 	}()
 	reports, checkErr := p.checks(bctx)
 	if checkErr != nil {
 		stop(errOtherFailed)
 	}
-	if err := failures(checkErr, <-imgErr); err != nil {
+	img := <-imgDone
+	if err := failures(checkErr, img.err); err != nil {
 		if checkErr != nil && !errors.Is(checkErr, errOtherFailed) && len(reports) > 0 {
-			dir := filepath.Join(of.Out, "reports")
+			dir := filepath.Join(of.Dir, "reports")
 			if werr := writeDirAtomic(dir, func(tmp string) error { return writeFiles(tmp, reports) }); werr != nil {
 				return errors.Join(err, fmt.Errorf("write reports: %w", werr))
 			}
@@ -114,9 +141,9 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 	}
 
 	var ref string
-	err = writeDirAtomic(of.Out, func(tmp string) error {
+	err = writeDirAtomic(of.Dir, func(tmp string) error {
 		bundleDir := filepath.Join(tmp, "bundle")
-		root := p.c.Host().Directory(sf.Source, dagger.HostDirectoryOpts{Include: []string{"appspec.yml", "scripts/"}})
+		root := p.c.Host().Directory(b.Source, dagger.HostDirectoryOpts{Include: []string{"appspec.yml", "scripts/"}})
 		if _, err := ci.Bundle(p.c, root, scripts).Export(ctx, bundleDir); err != nil {
 			return fmt.Errorf("export bundle: %w", explain(err))
 		}
@@ -124,21 +151,21 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 			return err
 		}
 		if check {
-			if err := p.timed(ctx, "check", func() error { return checkBundle(bundleDir, buildspecIfAny(sf.Source)) }); err != nil {
+			if err := p.timed(ctx, "check", func() error { return CheckBundle(bundleDir, buildspecIfAny(b.Source)) }); err != nil {
 				return &stepFailure{Step: "check", Cmd: "check the bundle (appspec.yml, scripts/) and buildspec.yml", Exit: -1,
 					Output: bundleProblemLines(err), Err: err}
 			}
 		}
-		tag := pf.ImageRepo + ":" + rf.Revision
+		tag := pf.ImageRepo + ":" + revision
 		registry := ci.RegistryHost(pf.ImageRepo)
 		err := p.timed(ctx, "publish", func() error {
 			var err error
-			// Push the layout byte for byte: its digest is reproducible, a
-			// Dagger Publish would re-stamp times (see internal/ocipush).
+			// Push the layout byte for byte: for the native image its digest
+			// is reproducible, a Dagger Publish would re-stamp times (see
+			// internal/ocipush).
 			layoutDir := filepath.Join(tmp, ".layout")
 			defer os.RemoveAll(layoutDir)
-			src := engineLayout{dir: ci.ImageLayout(p.c, p.src, p.imageOpts), tmp: layoutDir}
-			ref, err = ocipush.Push(ctx, src, tag, user, password)
+			ref, err = ocipush.Push(ctx, engineLayout{dir: p.layout, tmp: layoutDir}, tag, user, password)
 			return err
 		})
 		if err != nil {
@@ -153,12 +180,14 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 			facts = &imageFacts{Digest: digest}
 		}
 		facts.Ref, facts.Digest = ref, digest
+		facts.Build, facts.Reproducible, facts.Smoke = p.app.Build, p.app.Reproducible(), img.smoke
 		rep.image = facts
 		env, err := ci.ImageEnv{
-			Image: ref, ImageTag: tag, Revision: rf.Revision, Registry: registry,
+			Image: ref, ImageTag: tag, Revision: revision, Registry: registry,
 			RegistryUsernameParam: or(pf.PullUsernameParam, pf.RegistryUsernameParam),
 			RegistryPasswordParam: or(pf.PullPasswordParam, pf.RegistryPasswordParam),
-			AWSRegion:             regionOf(pf), ContainerName: "webapp", ContainerPort: ci.Port,
+			AWSRegion:             regionOf(pf), ContainerName: p.app.Name, ContainerPort: p.app.Port,
+			HealthPath: p.app.HealthPath,
 		}.Render()
 		if err != nil {
 			return err
@@ -181,21 +210,23 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, stdout stdoutW, 
 		}
 		sort.SliceStable(p.steps, func(i, j int) bool { return stepRank(p.steps[i].Name) < stepRank(p.steps[j].Name) })
 		info, _ := json.MarshalIndent(buildInfo{
-			Revision: rf.Revision, Image: ref, ImageTag: tag, Digest: digest,
-			BaseImage: sf.BaseImage, Created: created(ctx, sf.Source), Inputs: key, Outputs: outputs, Steps: p.steps,
+			Revision: revision, Image: ref, ImageTag: tag, Digest: digest,
+			Build: p.app.Build, Reproducible: p.app.Reproducible(), BaseImage: p.app.BaseImage,
+			Port: p.app.Port, HealthPath: p.app.HealthPath, Smoke: img.smoke.Answer, User: img.smoke.User,
+			Created: created(ctx, b.Source), Inputs: key, Outputs: outputs, Steps: p.steps,
 		}, "", "  ")
 		return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("published", "image", ref, "out", of.Out)
+	log.Info("published", "image", ref, "out", of.Dir)
 	fmt.Fprintln(stdout, ref)
 	return nil
 }
 
 // registryCreds reads the registry username and password from SSM.
-func registryCreds(ctx context.Context, pf PublishFlags) (user, password string, err error) {
+func registryCreds(ctx context.Context, pf Publish) (user, password string, err error) {
 	r, err := ssmparam.New(ctx, pf.Region)
 	if err != nil {
 		return "", "", err
@@ -210,7 +241,7 @@ func registryCreds(ctx context.Context, pf PublishFlags) (user, password string,
 }
 
 // publishError makes a rejected login one clear line; nothing was pushed.
-func publishError(registry string, pf PublishFlags, err error) error {
+func publishError(registry string, pf Publish, err error) error {
 	msg := strings.ToLower(err.Error())
 	for _, s := range []string{"401", "unauthorized", "authentication required", "403", "denied"} {
 		if strings.Contains(msg, s) {
@@ -223,7 +254,7 @@ func publishError(registry string, pf PublishFlags, err error) error {
 
 // regionOf is the region written to image.env: the flag, else AWS_REGION,
 // else AWS_DEFAULT_REGION.
-func regionOf(pf PublishFlags) string {
+func regionOf(pf Publish) string {
 	for _, r := range []string{pf.Region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")} {
 		if r != "" {
 			return r
@@ -266,9 +297,8 @@ func sourceDateEpoch(ctx context.Context, source string) int64 {
 	if v, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil && v > 0 {
 		return v
 	}
-	out, err := gitOut(ctx, source, "log", "-1", "--format=%ct")
-	if v, perr := strconv.ParseInt(out, 10, 64); err == nil && perr == nil {
-		return v
+	if t, ok := gitx.CommitTime(ctx, source, ""); ok {
+		return t.Unix()
 	}
 	return 0
 }
@@ -276,11 +306,11 @@ func sourceDateEpoch(ctx context.Context, source string) int64 {
 // created is the commit time of HEAD (so rebuilding a commit gives the same
 // label), else now.
 func created(ctx context.Context, source string) string {
-	out, err := gitOut(ctx, source, "log", "-1", "--format=%cI")
-	if t, perr := time.Parse(time.RFC3339, out); err == nil && perr == nil {
-		return t.UTC().Format(time.RFC3339)
+	t, ok := gitx.CommitTime(ctx, source, "")
+	if !ok {
+		t = time.Now()
 	}
-	return time.Now().UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339)
 }
 
 // bundleProblemLines splits checkBundle's one-line error into its problems.

@@ -1,20 +1,18 @@
-package main
+package build
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	"github.com/acme/webapp-pipeline/ci"
 )
 
 // imageFacts reads the manifest digest and download size of the image that
-// p.image built, from its OCI layout (ci.ImageLayout, what publish pushes
+// p.image built, from its OCI layout (what publish pushes
 // byte for byte, so this is the digest a push gets). Only index.json and the
 // manifest leave the engine.
 func (p *pipeline) imageFacts(ctx context.Context) (*imageFacts, error) {
-	layout := ci.ImageLayout(p.c, p.src, p.imageOpts)
+	layout := p.layout
 	raw, err := layout.File("index.json").Contents(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the image's index.json: %w", explain(err))

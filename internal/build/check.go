@@ -1,4 +1,4 @@
-package main
+package build
 
 import (
 	"bytes"
@@ -39,7 +39,7 @@ type appspec struct {
 
 // checkBundle validates a CodeDeploy bundle directory (and a buildspec, if
 // given) and returns one line naming the problems and how to fix them.
-func checkBundle(dir, buildspec string) error {
+func CheckBundle(dir, buildspec string) error {
 	probs := bundleProblems(dir)
 	if buildspec != "" {
 		probs = append(probs, buildspecProblems(buildspec)...)

@@ -1,4 +1,4 @@
-package main
+package build
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -14,25 +15,39 @@ import (
 	"dagger.io/dagger"
 
 	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/contract"
 	"github.com/acme/webapp-pipeline/internal/junit"
 )
+
+// Build is what every command of the build program needs: the repository
+// checkout, the app's resolved contract, where logs and the report go.
+type Build struct {
+	Source  string       // the repository root (appspec.yml, scripts/, the app directory)
+	App     contract.App // resolved (contract.App.Resolve)
+	Log     *slog.Logger
+	Report  *Report
+	Verbose bool // the engine's progress output goes to the report too
+}
 
 // pipeline is one engine session over one source checkout. It runs the
 // graphs that ci/ describes and records how long each step took.
 type pipeline struct {
-	c     *dagger.Client
-	log   *slog.Logger
-	errw  io.Writer // tool output (flake8, pytest) goes here
-	flags SourceFlags
-	src   *dagger.Directory
-	rep   *report
+	c    *dagger.Client
+	log  *slog.Logger
+	errw io.Writer // tool output (lint, tests) goes here
+	b    Build
+	app  contract.App // b.App, with the port read from the image when the contract leaves it to EXPOSE
+	src  *dagger.Directory
+	rep  *Report
 
 	mu    sync.Mutex // guards steps: lint, test and image run at once
 	steps []step
 
 	deps      *dagger.Container // built once, shared by lint and test
 	depsErr   error             // ... and so is its failure
-	imageOpts ci.ImageOpts      // set by image; publish pushes ci.ImageLayout with them
+	imageOpts ci.ImageOpts      // set by image; publish pushes the layout made with them
+	img       *dagger.Container // the image as a container (smoke test, shell, tarball)
+	layout    *dagger.Directory // the image as an OCI layout (inspected and pushed)
 }
 
 type step struct {
@@ -43,30 +58,24 @@ type step struct {
 const engineHelp = "start one with `sudo dev/env.sh up` and `source /run/webapp-dev/env`, " +
 	"or on a machine with Docker unset _EXPERIMENTAL_DAGGER_CLI_BIN and _EXPERIMENTAL_DAGGER_RUNNER_HOST so the SDK provisions its own engine"
 
-// The commands ci.Lint and ci.Test run in /src, for the failure report.
-var (
-	lintCmd = strings.Join(ci.LintArgs, " ")
-	testCmd = strings.Join(ci.TestArgs, " ")
-)
-
 // connect opens the engine session. An unreachable engine is one line
 // saying how to get one.
-func connect(ctx context.Context, g *Globals, log *slog.Logger, f SourceFlags, rep *report) (*pipeline, error) {
-	appDir, err := f.appDir()
-	if err != nil {
-		return nil, err
-	}
+func connect(ctx context.Context, b Build) (*pipeline, error) {
+	appDir := filepath.Join(b.Source, b.App.Dir)
 	host := os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST")
 	if sock, ok := strings.CutPrefix(host, "unix://"); ok {
 		if _, err := os.Stat(sock); err != nil {
 			return nil, fmt.Errorf("no Dagger engine at %s: %s", host, engineHelp)
 		}
 	}
-	rep.inv.source, rep.inv.baseImage = f.Source, f.BaseImage
+	rep := b.Report
+	rep.inv.source, rep.inv.baseImage = b.Source, b.App.BaseImage
+	rep.setCommands(b.App.Lint, b.App.Test)
 	// The engine's progress output is always read (it says which commands
-	// were served from the cache); --verbose also shows it.
+	// were served from the cache, and what the smoke test's container
+	// printed); --verbose also shows it.
 	var tee io.Writer
-	if g.Verbose {
+	if b.Verbose {
 		tee = rep
 	}
 	opts := []dagger.ClientOpt{dagger.WithLogOutput(newProgressParser(rep, tee))}
@@ -78,8 +87,8 @@ func connect(ctx context.Context, g *Globals, log *slog.Logger, f SourceFlags, r
 		}
 		return nil, fmt.Errorf("cannot connect to the Dagger engine %s: %s: %v", host, engineHelp, err)
 	}
-	log.Info("engine connected", "seconds", secs(time.Since(start)))
-	return &pipeline{c: c, log: log, errw: rep, rep: rep, flags: f, src: ci.Source(c, appDir)}, nil
+	b.Log.Info("engine connected", "seconds", secs(time.Since(start)))
+	return &pipeline{c: c, log: b.Log, errw: rep, rep: rep, b: b, app: b.App, src: ci.Source(c, appDir)}, nil
 }
 
 func (p *pipeline) close() { _ = p.c.Close() }
@@ -161,11 +170,12 @@ func (p *pipeline) depsContainer(ctx context.Context) (*dagger.Container, error)
 	var deps *dagger.Container
 	err := p.timed(ctx, "deps", func() error {
 		var err error
-		deps, err = ci.Deps(p.c, p.flags.BaseImage, p.src).Sync(ctx)
+		deps, err = ci.Deps(p.c, p.app, p.src).Sync(ctx)
 		return err
 	})
 	if err != nil {
-		p.depsErr = newFailure("deps", fmt.Sprintf("install requirements (runtime + dev) on %s", p.flags.BaseImage), err)
+		p.depsErr = newFailure("deps", fmt.Sprintf("install the dependencies (%s: %s, runtime + dev) on %s",
+			p.app.Deps, strings.Join(p.app.DepFiles(), " "), p.app.BaseImage), err)
 		return nil, p.depsErr
 	}
 	p.deps = deps
@@ -180,7 +190,7 @@ func (p *pipeline) lint(ctx context.Context) ([]byte, error) {
 	}
 	var report []byte
 	err = p.timed(ctx, "lint", func() error {
-		ctr := ci.Lint(deps)
+		ctr := ci.Lint(deps, p.app)
 		code, err := ctr.ExitCode(ctx)
 		if err != nil {
 			return newFailure("lint", "run flake8", err)
@@ -196,8 +206,8 @@ func (p *pipeline) lint(ctx context.Context) ([]byte, error) {
 			return nil
 		}
 		fmt.Fprint(p.errw, stdout, stderr)
-		return &stepFailure{Step: "lint", Cmd: lintCmd, Exit: code, Output: firstLines(stdout+stderr, 20),
-			Err: fmt.Errorf("lint failed: flake8 exited %d with %d problem(s) (listed above): fix them, or adjust flake8's config in app/setup.cfg", code, problems)}
+		return &stepFailure{Step: "lint", Cmd: shellJoin(p.app.Lint), Exit: code, Output: firstLines(stdout+stderr, 20),
+			Err: fmt.Errorf("lint failed: %s exited %d with %d problem(s) (listed above): fix them, or adjust the linter's config in %s", p.app.Lint[0], code, problems, p.app.Dir)}
 	})
 	return report, err
 }
@@ -210,7 +220,7 @@ func (p *pipeline) test(ctx context.Context) ([]byte, error) {
 	}
 	var report []byte
 	err = p.timed(ctx, "test", func() error {
-		ctr := ci.Test(deps)
+		ctr := ci.Test(deps, p.app)
 		code, err := ctr.ExitCode(ctx)
 		if err != nil {
 			return newFailure("test", "run pytest", err)
@@ -225,17 +235,17 @@ func (p *pipeline) test(ctx context.Context) ([]byte, error) {
 		stdout, _ := ctr.Stdout(ctx)
 		stderr, _ := ctr.Stderr(ctx)
 		fmt.Fprint(p.errw, stdout, stderr)
-		return &stepFailure{Step: "test", Cmd: testCmd, Exit: code, Output: pytestRelevant(stdout, stderr),
-			Err: pytestError(code, report)}
+		return &stepFailure{Step: "test", Cmd: shellJoin(p.app.Test), Exit: code, Output: pytestRelevant(stdout, stderr),
+			Err: pytestError(code, report, p.app.Dir)}
 	})
 	return report, err
 }
 
 // pytestError names the failing tests from the JUnit report.
-func pytestError(code int, report []byte) error {
+func pytestError(code int, report []byte, appDir string) error {
 	switch code {
 	case 5:
-		return errors.New("tests failed: pytest collected no tests (exit 5): add tests under app/tests/")
+		return fmt.Errorf("tests failed: pytest collected no tests (exit 5): add tests under %s/tests/", appDir)
 	case 2, 3, 4:
 		return fmt.Errorf("tests failed: pytest stopped with exit %d (usage, internal or collection error; output above): fix the test setup", code)
 	}
@@ -248,27 +258,6 @@ func pytestError(code int, report []byte) error {
 		names = append(names[:5:5], fmt.Sprintf("and %d more", len(failed)-5))
 	}
 	return fmt.Errorf("tests failed: %d failing: %s (output above; JUnit in reports/pytest.xml)", len(failed), strings.Join(names, ", "))
-}
-
-// image builds the runtime image.
-func (p *pipeline) image(ctx context.Context, revision string) (*dagger.Container, error) {
-	p.imageOpts = ci.ImageOpts{
-		BaseImage:       p.flags.BaseImage,
-		Revision:        revision,
-		SourceDateEpoch: sourceDateEpoch(ctx, p.flags.Source),
-		Title:           "webapp",
-	}
-	// Build the layout (what publish pushes); the container view of it is
-	// imported lazily, only when a caller runs or exports it.
-	img := ci.Image(p.c, p.src, p.imageOpts)
-	err := p.timed(ctx, "image", func() error {
-		_, err := ci.ImageLayout(p.c, p.src, p.imageOpts).Sync(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, newFailure("image", fmt.Sprintf("build image on %s", p.flags.BaseImage), err)
-	}
-	return img, nil
 }
 
 // explain turns a failed command inside the engine into a short description

@@ -1,0 +1,189 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"dagger.io/dagger"
+
+	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/contract"
+)
+
+// image builds the image the contract's way (the app's Dockerfile, or the
+// native layout), and keeps it both as a container (to run) and as an OCI
+// layout (to inspect and push). A Dockerfile image without a contract port
+// takes the port it EXPOSEs.
+func (p *pipeline) image(ctx context.Context, revision string) error {
+	p.imageOpts = ci.ImageOpts{App: p.app, Revision: revision, SourceDateEpoch: sourceDateEpoch(ctx, p.b.Source)}
+	var what string
+	switch p.app.Build {
+	case contract.BuildDockerfile:
+		p.img = ci.DockerfileImage(p.src, p.imageOpts)
+		p.layout = ci.ContainerLayout(p.c, p.app.BaseImage, p.img)
+		what = "build " + p.app.Dir + "/" + p.app.Dockerfile
+		if p.app.Target != "" {
+			what += " (target " + p.app.Target + ")"
+		}
+	default:
+		p.layout = ci.ImageLayout(p.c, p.src, p.imageOpts)
+		// The container view of the layout is imported only when something
+		// runs or exports it (the smoke test, shell).
+		p.img = p.c.Container().Import(ci.ImageTarball(p.c, p.app.BaseImage, p.layout))
+		what = "build the native image on " + p.app.BaseImage
+	}
+	err := p.timed(ctx, "image", func() error {
+		if _, err := p.layout.Sync(ctx); err != nil {
+			return err
+		}
+		if p.app.Port != 0 {
+			return nil
+		}
+		port, err := exposedPort(ctx, p.img)
+		if err != nil {
+			return err
+		}
+		p.app.Port = port
+		p.imageOpts.App.Port = port
+		p.log.Info("container port from the image's EXPOSE", "port", port)
+		return nil
+	})
+	if err != nil {
+		var sf *stepFailure
+		if errors.As(err, &sf) {
+			return err
+		}
+		return dockerfileFailure(newFailure("image", what, err), p.app)
+	}
+	return nil
+}
+
+// exposedPort is the first TCP port the image exposes.
+func exposedPort(ctx context.Context, img *dagger.Container) (int, error) {
+	ports, err := img.ExposedPorts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, port := range ports {
+		proto, err := port.Protocol(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if proto == dagger.NetworkProtocolTcp {
+			return port.Port(ctx)
+		}
+	}
+	return 0, &stepFailure{Step: "image", Exit: -1,
+		Err: errors.New("the image exposes no TCP port and the contract sets none: add EXPOSE to the Dockerfile or set container-port in pipeline.yml")}
+}
+
+// dockerfileFailure names the Dockerfile instruction that failed: a RUN
+// reaches the engine as `/bin/sh -c CMD`.
+func dockerfileFailure(err error, app contract.App) error {
+	var sf *stepFailure
+	if app.Build != contract.BuildDockerfile || !errors.As(err, &sf) || sf.Cmd == "" {
+		return err
+	}
+	run := strings.TrimPrefix(sf.Cmd, "/bin/sh -c ")
+	sf.Cmd = "RUN " + run + "   (" + app.Dir + "/" + app.Dockerfile + ")"
+	sf.Err = fmt.Errorf("the Dockerfile's RUN %s exited %d (%s/%s; output above): fix the step, or build it with `docker build %s`",
+		clipOne(run, 80), sf.Exit, app.Dir, app.Dockerfile, app.Dir)
+	return sf
+}
+
+// smokeFacts is what the smoke test found.
+type smokeFacts struct {
+	Answer string // the probe's line: what answered, after how long
+	User   string // the user the image runs as ("" = root)
+	Root   bool
+}
+
+var exitedRe = regexp.MustCompile(`exited: exit code: (\d+)`)
+
+// smoke runs the image as a service in the engine and asks its health path,
+// within the contract's bound. A container that exits, never listens or
+// never answers 2xx fails the step with its exit code (when it exited) and
+// its last log lines; nothing is pushed.
+func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
+	var facts smokeFacts
+	url := fmt.Sprintf("http://%s:%d%s", ci.SmokeHost, p.app.Port, p.app.HealthPath)
+	err := p.timed(ctx, "smoke", func() error {
+		user, err := p.img.User(ctx)
+		if err != nil {
+			return newFailure("smoke", "read the image's user", err)
+		}
+		facts.User, facts.Root = user, isRoot(user)
+		if facts.Root && p.app.RequireNonRoot {
+			return &stepFailure{Step: "smoke", Exit: -1,
+				Err: fmt.Errorf("the image runs as root (user %q) and the contract sets require-non-root: add USER to the Dockerfile", user)}
+		}
+		// The engine waits for the port before the probe starts; a container
+		// that never listens would keep it waiting: the bound covers both.
+		sctx, cancel := context.WithTimeout(ctx, p.app.HealthTimeout+5*time.Second)
+		defer cancel()
+		p.rep.serviceLogs.reset()
+		probe := ci.Smoke(p.c, p.app.BaseImage, p.img, p.app.Port, p.app.HealthPath, p.app.HealthTimeout)
+		code, err := probe.ExitCode(sctx)
+		logs := p.rep.serviceLogs.last(15)
+		cmd := "GET " + url + " (the image's own command, as a service in the engine)"
+		switch {
+		case err != nil && sctx.Err() != nil && ctx.Err() == nil:
+			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: -1, Output: logs,
+				Err: fmt.Errorf("smoke test: the container did not listen on port %d within %s (its last log lines above): check container-port (%d) and the address the server binds (0.0.0.0, not 127.0.0.1)",
+					p.app.Port, p.app.HealthTimeout, p.app.Port)}
+		case err != nil:
+			if m := exitedRe.FindStringSubmatch(err.Error()); m != nil {
+				exit, _ := strconv.Atoi(m[1])
+				return &stepFailure{Step: "smoke", Cmd: cmd, Exit: exit, Output: logs,
+					Err: fmt.Errorf("smoke test: the container exited %d before it listened on port %d (its last log lines above): the image cannot start", exit, p.app.Port)}
+			}
+			return newFailure("smoke", "run the image", err)
+		}
+		out, _ := probe.Stdout(ctx)
+		facts.Answer = strings.TrimSpace(out)
+		if code != 0 {
+			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: code, Output: append([]string{facts.Answer}, logs...),
+				Err: fmt.Errorf("smoke test: %s did not answer 2xx within %s (%s): fix the app or health-path in pipeline.yml",
+					url, p.app.HealthTimeout, lastLine(facts.Answer))}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if facts.Root {
+		p.log.Warn("the image runs as root: add USER to the Dockerfile (require-non-root makes this fail the build)", "user", facts.User)
+	}
+	return &facts, nil
+}
+
+func isRoot(user string) bool {
+	u, _, _ := strings.Cut(user, ":")
+	return u == "" || u == "root" || u == "0"
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func clipOne(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// shellJoin writes a command the way a shell reads it back.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
+}
