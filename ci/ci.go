@@ -85,6 +85,8 @@ func withUV(c *dagger.Client, ctr *dagger.Container, baseImage string, args ...s
 		WithEnvVariable("UV_PROJECT_ENVIRONMENT", VenvDir).
 		WithEnvVariable("UV_PYTHON_DOWNLOADS", "never").
 		WithEnvVariable("UV_LINK_MODE", "copy").
+		// The base image's CA store, as pip uses it (uv bundles its own roots otherwise).
+		WithEnvVariable("UV_SYSTEM_CERTS", "1").
 		WithMountedCache("/root/.cache/uv", UVCache(c, baseImage)).
 		WithExec(append([]string{ToolsDir + "/bin/uv"}, args...)).
 		WithoutMount("/root/.cache/uv")
