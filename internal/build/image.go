@@ -38,6 +38,13 @@ func (p *pipeline) image(ctx context.Context, revision string) error {
 		what = "build the native image on " + p.app.BaseImage
 	}
 	err := p.timed(ctx, "image", func() error {
+		if p.app.Build == contract.BuildDockerfile {
+			// The build itself first: its failure is the Dockerfile's, with
+			// the failing instruction (not the export's "failed to stat").
+			if _, err := p.img.Sync(ctx); err != nil {
+				return p.dockerfileFailure(err)
+			}
+		}
 		if _, err := p.layout.Sync(ctx); err != nil {
 			return err
 		}
@@ -58,7 +65,7 @@ func (p *pipeline) image(ctx context.Context, revision string) error {
 		if errors.As(err, &sf) {
 			return err
 		}
-		return dockerfileFailure(newFailure("image", what, err), p.app)
+		return newFailure("image", what, err)
 	}
 	return nil
 }
@@ -82,18 +89,29 @@ func exposedPort(ctx context.Context, img *dagger.Container) (int, error) {
 		Err: errors.New("the image exposes no TCP port and the contract sets none: add EXPOSE to the Dockerfile or set container-port in pipeline.yml")}
 }
 
-// dockerfileFailure names the Dockerfile instruction that failed: a RUN
-// reaches the engine as `/bin/sh -c CMD`.
-func dockerfileFailure(err error, app contract.App) error {
-	var sf *stepFailure
-	if app.Build != contract.BuildDockerfile || !errors.As(err, &sf) || sf.Cmd == "" {
-		return err
+var runFailedRe = regexp.MustCompile(`process "/bin/sh -c (.*?)" did not complete successfully: exit code: (\d+)`)
+
+// dockerfileFailure names the Dockerfile instruction that failed and shows
+// what it printed (from the engine's progress output): a RUN reaches the
+// engine as `/bin/sh -c CMD`.
+func (p *pipeline) dockerfileFailure(err error) error {
+	file := p.app.Dir + "/" + p.app.Dockerfile
+	m := runFailedRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		f := newFailure("image", "build "+file, err).(*stepFailure)
+		f.Err = fmt.Errorf("docker build of %s failed: %s", file, oneLine(err.Error()))
+		return f
 	}
-	run := strings.TrimPrefix(sf.Cmd, "/bin/sh -c ")
-	sf.Cmd = "RUN " + run + "   (" + app.Dir + "/" + app.Dockerfile + ")"
-	sf.Err = fmt.Errorf("the Dockerfile's RUN %s exited %d (%s/%s; output above): fix the step, or build it with `docker build %s`",
-		clipOne(run, 80), sf.Exit, app.Dir, app.Dockerfile, app.Dir)
-	return sf
+	run := m[1]
+	exit, _ := strconv.Atoi(m[2])
+	time.Sleep(300 * time.Millisecond) // the engine's progress output trails the result
+	out := p.rep.buildLogs.of("RUN "+run, 15)
+	if len(out) == 0 {
+		out = []string{"(the instruction printed nothing)"}
+	}
+	return &stepFailure{Step: "image", Cmd: "RUN " + run + "   (" + file + ")", Exit: exit, Output: out,
+		Err: fmt.Errorf("the Dockerfile's RUN %s exited %d (%s; its output above): fix the instruction (docker build %s gives the same)",
+			clipOne(run, 80), exit, file, p.app.Dir)}
 }
 
 // smokeFacts is what the smoke test found.
@@ -129,8 +147,11 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 		p.rep.serviceLogs.reset()
 		probe := ci.Smoke(p.c, p.app.BaseImage, p.img, p.app.Port, p.app.HealthPath, p.app.HealthTimeout)
 		code, err := probe.ExitCode(sctx)
-		logs := p.rep.serviceLogs.last(15)
-		cmd := "GET " + url + " (the image's own command, as a service in the engine)"
+		var logs []string
+		if err != nil || code != 0 {
+			logs = p.rep.serviceLogs.wait(5 * time.Second).last(15) // the engine's progress trails the result
+		}
+		cmd := imageCommand(ctx, p.img) + "; then GET " + url + " (the image as a service in the engine)"
 		switch {
 		case err != nil && sctx.Err() != nil && ctx.Err() == nil:
 			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: -1, Output: logs,
@@ -148,8 +169,7 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 		facts.Answer = strings.TrimSpace(out)
 		if code != 0 {
 			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: code, Output: append([]string{facts.Answer}, logs...),
-				Err: fmt.Errorf("smoke test: %s did not answer 2xx within %s (%s): fix the app or health-path in pipeline.yml",
-					url, p.app.HealthTimeout, lastLine(facts.Answer))}
+				Err: fmt.Errorf("smoke test: %s: fix the app, or health-path in pipeline.yml", lastLine(facts.Answer))}
 		}
 		return nil
 	})
@@ -160,6 +180,16 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 		p.log.Warn("the image runs as root: add USER to the Dockerfile (require-non-root makes this fail the build)", "user", facts.User)
 	}
 	return &facts, nil
+}
+
+// imageCommand is what the image runs: its entrypoint and default args.
+func imageCommand(ctx context.Context, img *dagger.Container) string {
+	ep, _ := img.Entrypoint(ctx)
+	args, _ := img.DefaultArgs(ctx)
+	if all := append(ep, args...); len(all) > 0 {
+		return shellJoin(all)
+	}
+	return "(no command)"
 }
 
 func isRoot(user string) bool {

@@ -33,6 +33,7 @@ type Report struct {
 	lintCall, testCall string // the contract's commands, as the progress output shows them
 
 	serviceLogs lineRing // what the smoke test's container printed (from the engine's progress)
+	buildLogs   stepLogs // what each Dockerfile instruction printed
 	spinning    bool     // the live-line goroutine is running
 }
 
@@ -433,17 +434,22 @@ type progressParser struct {
 	tee  io.Writer // --verbose: the raw output also goes here
 	buf  []byte
 	span map[string]string // span id → the call's text so far
+
+	dockerStep map[string]string // span id → the Dockerfile instruction it is running ("RUN pip install ...")
 }
 
 var (
-	ansiRe     = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
-	logLineRe  = regexp.MustCompile(`^\[[0-9.]+m?s\] \| ?(.*)$`)
-	spanLineRe = regexp.MustCompile(`^(\d+)\s*: (.*)$`)
-	execEndRe  = regexp.MustCompile(`withExec (DONE|CACHED|ERROR)\b`)
+	ansiRe       = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+	nestRe       = regexp.MustCompile(`^(┆ )+`)
+	dockerStepRe = regexp.MustCompile(`^\[(?:[\w-]+ )?\d+/\d+\] (.+?)(?: (?:DONE|ERROR|CACHED)\b.*)?$`)
+	serviceEndRe = regexp.MustCompile(`^Container\.asService (DONE|ERROR)\b`)
+	logLineRe    = regexp.MustCompile(`^\[[0-9.]+m?s\] \| ?(.*)$`)
+	spanLineRe   = regexp.MustCompile(`^(\d+)\s*: (.*)$`)
+	execEndRe    = regexp.MustCompile(`withExec (DONE|CACHED|ERROR)\b`)
 )
 
 func newProgressParser(r *Report, tee io.Writer) *progressParser {
-	return &progressParser{r: r, tee: tee, span: map[string]string{}}
+	return &progressParser{r: r, tee: tee, span: map[string]string{}, dockerStep: map[string]string{}}
 }
 
 func (p *progressParser) Write(b []byte) (int, error) {
@@ -468,8 +474,18 @@ func (p *progressParser) line(l string) {
 		return
 	}
 	id, text := m[1], m[2]
-	if l := logLineRe.FindStringSubmatch(text); l != nil && strings.Contains(p.span[id], "asService") {
-		p.r.serviceLogs.add(l[1]) // the smoke test's container (the only service a build runs)
+	nested := nestRe.ReplaceAllString(text, "")
+	if d := dockerStepRe.FindStringSubmatch(nested); d != nil {
+		p.dockerStep[id] = d[1]
+	} else if l := logLineRe.FindStringSubmatch(nested); l != nil && nested != text && p.dockerStep[id] != "" {
+		p.r.buildLogs.add(p.dockerStep[id], l[1])
+	}
+	if strings.Contains(p.span[id], "asService") { // the smoke test's container (the only service a build runs)
+		if l := logLineRe.FindStringSubmatch(text); l != nil {
+			p.r.serviceLogs.add(l[1])
+		} else if serviceEndRe.MatchString(text) {
+			p.r.serviceLogs.end()
+		}
 	}
 	if e := execEndRe.FindStringSubmatch(text); e != nil {
 		step := p.r.execStep(p.span[id])
@@ -542,6 +558,7 @@ func quotedArgs(args []string) string {
 type lineRing struct {
 	mu    sync.Mutex
 	lines []string
+	ended bool // the service's span ended (DONE or ERROR)
 }
 
 const ringSize = 200
@@ -558,7 +575,28 @@ func (r *lineRing) add(l string) {
 func (r *lineRing) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lines = nil
+	r.lines, r.ended = nil, false
+}
+
+// wait gives the service's lines up to d to arrive: the engine's progress
+// output trails the results. It returns once the service span has ended
+// (a container that exited has printed all it will).
+func (r *lineRing) wait(d time.Duration) *lineRing {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		r.mu.Lock()
+		ended := r.ended
+		r.mu.Unlock()
+		if ended {
+			break
+		}
+	}
+	return r
+}
+
+func (r *lineRing) end() {
+	r.mu.Lock()
+	r.ended = true
+	r.mu.Unlock()
 }
 
 // last are the last n lines, or one line saying there were none.
@@ -569,4 +607,31 @@ func (r *lineRing) last(n int) []string {
 		return []string{"(the container printed nothing)"}
 	}
 	return append([]string(nil), lastN(r.lines, n)...)
+}
+
+// stepLogs keeps the last lines each Dockerfile instruction printed.
+type stepLogs struct {
+	mu    sync.Mutex
+	lines map[string][]string
+}
+
+func (s *stepLogs) add(step, l string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lines == nil {
+		s.lines = map[string][]string{}
+	}
+	s.lines[step] = lastN(append(s.lines[step], strings.TrimRight(l, " \r")), ringSize)
+}
+
+// of are the last n lines of the instruction that is (or contains) step.
+func (s *stepLogs) of(step string, n int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.lines {
+		if k == step || strings.Contains(k, step) {
+			return append([]string(nil), lastN(v, n)...)
+		}
+	}
+	return nil
 }
