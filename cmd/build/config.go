@@ -27,25 +27,25 @@ import (
 type ContractFlags struct {
 	Config string `help:"The app contract file, relative to --source (default: ${default}; a missing default file means all defaults)." env:"BUILD_CONFIG" default:"pipeline.yml" placeholder:"FILE"`
 
-	AppDir          string            `help:"The app's directory, relative to --source (default: ${default})." env:"BUILD_APP_DIR" default:"app" placeholder:"DIR"`
-	AppName         string            `help:"Names the container on the instances and titles the image (default: ${default})." env:"BUILD_APP_NAME" default:"webapp" placeholder:"NAME"`
-	ImageBuild      string            `help:"How the image is made: dockerfile (the app's own Dockerfile), native (the pipeline's slim non-root image), auto (dockerfile when the app has one) (default: ${default})." env:"BUILD_IMAGE_BUILD" default:"auto" enum:"auto,dockerfile,native"`
-	Dockerfile      string            `help:"dockerfile: the Dockerfile, relative to the app directory (default: ${default})." env:"BUILD_DOCKERFILE" default:"Dockerfile" placeholder:"FILE"`
-	DockerTarget    string            `help:"dockerfile: the stage to build (default: the last)." env:"BUILD_DOCKER_TARGET" placeholder:"STAGE"`
-	BuildArgs       map[string]string `help:"dockerfile: build arguments (REVISION and SOURCE_DATE_EPOCH are always given)." env:"BUILD_BUILD_ARGS" mapsep:";" placeholder:"KEY=VALUE"`
-	Command         Command           `help:"native: what the image runs, e.g. \"gunicorn --bind 0.0.0.0:8080 pkg:app\" (a list in pipeline.yml)." env:"BUILD_COMMAND" placeholder:"CMD"`
-	ContainerPort   int               `help:"The port the app listens on in the container (default: the Dockerfile's EXPOSE; required for native)." env:"BUILD_CONTAINER_PORT" placeholder:"PORT"`
-	HealthPath      string            `help:"GET this path on the container port must answer 2xx: the smoke test before the push, and ValidateService on the instances (default: ${default})." env:"BUILD_HEALTH_PATH" default:"/" placeholder:"PATH"`
-	HealthTimeout   time.Duration     `help:"The smoke test's bound: the health path must answer within this time of the container's start (default: ${default})." env:"BUILD_HEALTH_TIMEOUT" default:"30s" placeholder:"DURATION"`
-	RequireNonRoot  bool              `help:"Fail the smoke test when the image runs as root (otherwise a warning)." env:"BUILD_REQUIRE_NON_ROOT"`
-	BaseImage       string            `help:"Python image for lint, tests and the native image (default: ${default})." env:"BUILD_BASE_IMAGE" default:"python:3.13-slim" placeholder:"IMAGE"`
-	Deps            string            `help:"How the app declares its dependencies: requirements, pyproject (PEP 621/735), uv (uv.lock), auto (uv.lock, else the requirements files, else pyproject.toml) (default: ${default})." env:"BUILD_DEPS" default:"auto" enum:"auto,requirements,pyproject,uv"`
-	Requirements    []string          `help:"requirements: the runtime requirement files (default: ${default})." env:"BUILD_REQUIREMENTS" default:"requirements.txt" placeholder:"FILE,..."`
-	DevRequirements []string          `help:"requirements: the lint/test requirement files (default: those of requirements-dev.txt, requirements-test.txt, dev-requirements.txt, test-requirements.txt that exist)." env:"BUILD_DEV_REQUIREMENTS" placeholder:"FILE,..."`
-	DevGroups       []string          `help:"pyproject/uv: the extras or dependency groups with the lint/test tools (default: all)." env:"BUILD_DEV_GROUPS" placeholder:"NAME,..."`
-	PythonPath      string            `help:"Put on PYTHONPATH for lint, tests and the native image, relative to the app directory (default: src when there is one, else the app directory)." env:"BUILD_PYTHON_PATH" placeholder:"DIR"`
-	LintCommand     Command           `help:"The lint command, run in the app directory (default: ${default})." env:"BUILD_LINT_COMMAND" default:"flake8 ." placeholder:"CMD"`
-	TestCommand     Command           `help:"The test command, run in the app directory; pytest writes JUnit through PYTEST_ADDOPTS (default: ${default})." env:"BUILD_TEST_COMMAND" default:"python -m pytest" placeholder:"CMD"`
+	AppDir          string            `help:"The app's directory, relative to --source (default: ${default})." env:"BUILD_APP_DIR" group:"contract" default:"app" placeholder:"DIR"`
+	AppName         string            `help:"Names the container on the instances and titles the image (default: ${default})." env:"BUILD_APP_NAME" group:"contract" default:"webapp" placeholder:"NAME"`
+	ImageBuild      string            `help:"How the image is made: dockerfile (the app's own Dockerfile), native (the pipeline's slim non-root image), auto (dockerfile when the app has one) (default: ${default})." env:"BUILD_IMAGE_BUILD" group:"contract" default:"auto" enum:"auto,dockerfile,native"`
+	Dockerfile      string            `help:"dockerfile: the Dockerfile, relative to the app directory (default: ${default})." env:"BUILD_DOCKERFILE" group:"contract" default:"Dockerfile" placeholder:"FILE"`
+	DockerTarget    string            `help:"dockerfile: the stage to build (default: the last)." env:"BUILD_DOCKER_TARGET" group:"contract" placeholder:"STAGE"`
+	BuildArgs       map[string]string `help:"dockerfile: build arguments (REVISION and SOURCE_DATE_EPOCH are always given)." env:"BUILD_BUILD_ARGS" group:"contract" mapsep:";" placeholder:"KEY=VALUE"`
+	Command         Command           `help:"native: what the image runs, e.g. \"gunicorn --bind 0.0.0.0:8080 pkg:app\" (a list in pipeline.yml)." env:"BUILD_COMMAND" group:"contract" placeholder:"CMD"`
+	ContainerPort   int               `help:"The port the app listens on in the container (default: the Dockerfile's EXPOSE; required for native)." env:"BUILD_CONTAINER_PORT" group:"contract" placeholder:"PORT"`
+	HealthPath      string            `help:"GET this path on the container port must answer 2xx: the smoke test before the push, and ValidateService on the instances (default: ${default})." env:"BUILD_HEALTH_PATH" group:"contract" default:"/" placeholder:"PATH"`
+	HealthTimeout   time.Duration     `help:"The smoke test's bound: the health path must answer within this time of the container's start (default: ${default})." env:"BUILD_HEALTH_TIMEOUT" group:"contract" default:"30s" placeholder:"DURATION"`
+	RequireNonRoot  bool              `help:"Fail the smoke test when the image runs as root (otherwise a warning)." env:"BUILD_REQUIRE_NON_ROOT" group:"contract"`
+	BaseImage       string            `help:"Python image for lint, tests and the native image (default: ${default})." env:"BUILD_BASE_IMAGE" group:"contract" default:"python:3.13-slim" placeholder:"IMAGE"`
+	Deps            string            `help:"How the app declares its dependencies: requirements, pyproject (PEP 621/735), uv (uv.lock), auto (uv.lock, else the requirements files, else pyproject.toml) (default: ${default})." env:"BUILD_DEPS" group:"contract" default:"auto" enum:"auto,requirements,pyproject,uv"`
+	Requirements    []string          `help:"requirements: the runtime requirement files (default: ${default})." env:"BUILD_REQUIREMENTS" group:"contract" default:"requirements.txt" placeholder:"FILE"`
+	DevRequirements []string          `help:"requirements: the lint/test requirement files (default: those of requirements-dev.txt, requirements-test.txt, dev-requirements.txt, test-requirements.txt that exist)." env:"BUILD_DEV_REQUIREMENTS" group:"contract" placeholder:"FILE"`
+	DevGroups       []string          `help:"pyproject/uv: the extras or dependency groups with the lint/test tools (default: all)." env:"BUILD_DEV_GROUPS" group:"contract" placeholder:"NAME"`
+	PythonPath      string            `help:"Put on PYTHONPATH for lint, tests and the native image, relative to the app directory (default: src when there is one, else the app directory)." env:"BUILD_PYTHON_PATH" group:"contract" placeholder:"DIR"`
+	LintCommand     Command           `help:"The lint command, run in the app directory (default: ${default})." env:"BUILD_LINT_COMMAND" group:"contract" default:"flake8 ." placeholder:"CMD"`
+	TestCommand     Command           `help:"The test command, run in the app directory; pytest writes JUnit through PYTEST_ADDOPTS (default: ${default})." env:"BUILD_TEST_COMMAND" group:"contract" default:"python -m pytest" placeholder:"CMD"`
 }
 
 // app is the contract as asked (contract.App.Resolve checks and completes it).

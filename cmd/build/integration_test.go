@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/acme/webapp-pipeline/internal/build"
 	"github.com/acme/webapp-pipeline/internal/ssmparam"
 )
 
@@ -161,12 +162,18 @@ func TestIntegrationAll(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	var info buildInfo
+	var info struct {
+		Image, Revision, Build, HealthPath string
+		Reproducible                       bool
+		Port                               int `json:"container_port"`
+		Steps                              []struct{ Name string }
+	}
 	raw, _ := os.ReadFile(filepath.Join(out, "build.json"))
-	if err := json.Unmarshal(raw, &info); err != nil || info.Image != ref || info.Revision != rev || len(info.Steps) < 5 {
+	if err := json.Unmarshal(raw, &info); err != nil || info.Image != ref || info.Revision != rev || len(info.Steps) < 6 ||
+		info.Build != "native" || !info.Reproducible || info.Port != 8080 {
 		t.Errorf("build.json = %+v, %v", info, err)
 	}
-	if err := checkBundle(filepath.Join(out, "bundle"), ""); err != nil {
+	if err := build.CheckBundle(filepath.Join(out, "bundle"), ""); err != nil {
 		t.Errorf("published bundle does not pass check: %v", err)
 	}
 	pw, _ := registryCredsForTest(t)

@@ -53,6 +53,7 @@ func newParser(cli *CLI, w io.Writer, exit func(int)) (*kong.Kong, error) {
 		kong.Description("Build phase of the webapp pipeline (Dagger). Flags fall back to the environment variables shown, "+
 			"the app contract's flags then to the keys of the same name in the repository's pipeline.yml."),
 		kong.Resolvers(&configResolver{}),
+		kong.ExplicitGroups([]kong.Group{{Key: "contract", Title: "App contract (each flag is also a key of pipeline.yml; flag > env > file > default):"}}),
 		kong.Writers(w, w),
 		kong.Exit(exit),
 		kong.UsageOnError(),

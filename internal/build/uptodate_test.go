@@ -1,6 +1,7 @@
 package build
 
 import (
+	"github.com/acme/webapp-pipeline/internal/contract"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,7 +31,7 @@ func TestInputsKey(t *testing.T) {
 	})
 	key := func(settings ...string) string {
 		t.Helper()
-		k, err := inputsKey(root, settings...)
+		k, err := inputsKey(root, contract.App{Dir: "app", Port: 8080}, settings...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +68,7 @@ func TestInputsKey(t *testing.T) {
 	}
 	check("another revision", key("rev2"))
 	for _, name := range []string{"app/webapp/__init__.py", "app/requirements.txt", "app/webapp/dist/x.py",
-		"appspec.yml", "scripts/start.sh", "buildspec.yml"} {
+		"appspec.yml", "scripts/start.sh", "buildspec.yml", "pipeline.yml", "app/Dockerfile"} {
 		writeTree(t, root, map[string]string{name: "changed " + name})
 		check(name, key("rev1"))
 	}
@@ -79,6 +80,12 @@ func TestInputsKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("rm app/webapp/dist/x.py", key("rev1"))
+	// The resolved contract (what pipeline.yml, flags and env make of it).
+	k, err := inputsKey(root, contract.App{Dir: "app", Port: 8081}, "rev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("another container port", k)
 }
 
 // Up to date only while the out dir holds exactly what the recorded build
@@ -137,12 +144,12 @@ func TestInputsKeyFollowsASymlinkedRoot(t *testing.T) {
 	if err := os.Symlink(real, filepath.Join(root, "app")); err != nil {
 		t.Fatal(err)
 	}
-	before, err := inputsKey(root)
+	before, err := inputsKey(root, contract.App{Dir: "app"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeTree(t, real, map[string]string{"webapp/__init__.py": "x = 2\n"})
-	if after, _ := inputsKey(root); after == before {
+	if after, _ := inputsKey(root, contract.App{Dir: "app"}); after == before {
 		t.Error("an edit under a symlinked app/ did not change the key")
 	}
 }

@@ -132,7 +132,7 @@ func mergeEnv(base, overrides []string) []string {
 func checkout(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, p := range []string{"app", "appspec.yml", "scripts", "buildspec.yml"} {
+	for _, p := range []string{"app", "pipeline.yml", "appspec.yml", "scripts", "buildspec.yml"} {
 		cmd := exec.Command("cp", "-a", filepath.Join(repoRoot, p), filepath.Join(dir, p))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("cp %s: %v\n%s", p, err, out)

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alecthomas/kong"
+)
+
+// parse parses args as the build program does, in a repository holding
+// pipeline.yml (when yml is not empty), and returns the lint command's flags.
+func parse(t *testing.T, yml string, args ...string) (*CLI, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if yml != "" {
+		if err := os.WriteFile(filepath.Join(dir, "pipeline.yml"), []byte(yml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cli CLI
+	var buf bytes.Buffer
+	parser, err := newParser(&cli, &buf, func(int) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = parser.Parse(append(args, "--source", dir))
+	return &cli, err
+}
+
+// Flag > environment > pipeline.yml > default, for every kind of value.
+func TestContractPrecedence(t *testing.T) {
+	yml := "container-port: 9000\nhealth-path: /from-file\nhealth-timeout: 12s\ncommand: [srv, --port, \"9000\"]\n" +
+		"requirements: [a.txt, b.txt]\nbuild-args: {A: \"1\"}\nrequire-non-root: true\n"
+	cli, err := parse(t, yml, "lint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := cli.Lint.ContractFlags
+	if f.ContainerPort != 9000 || f.HealthPath != "/from-file" || f.HealthTimeout != 12*time.Second ||
+		strings.Join(f.Command, " ") != "srv --port 9000" || strings.Join(f.Requirements, ",") != "a.txt,b.txt" ||
+		f.BuildArgs["A"] != "1" || !f.RequireNonRoot {
+		t.Errorf("from the file: %+v", f)
+	}
+	if f.AppDir != "app" || f.Deps != "auto" || strings.Join(f.LintCommand, " ") != "flake8 ." {
+		t.Errorf("defaults: %+v", f)
+	}
+
+	t.Setenv("BUILD_CONTAINER_PORT", "9100")
+	t.Setenv("BUILD_COMMAND", `srv --name "two words"`)
+	cli, err = parse(t, yml, "lint", "--health-path", "/from-flag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = cli.Lint.ContractFlags
+	if f.ContainerPort != 9100 {
+		t.Errorf("env should beat the file: port %d", f.ContainerPort)
+	}
+	if strings.Join(f.Command, "|") != "srv|--name|two words" {
+		t.Errorf("env command split like a shell: %q", f.Command)
+	}
+	if f.HealthPath != "/from-flag" {
+		t.Errorf("flag should beat the file: %s", f.HealthPath)
+	}
+	cli, err = parse(t, yml, "lint", "--container-port", "9200")
+	if err != nil || cli.Lint.ContainerPort != 9200 {
+		t.Errorf("flag should beat env: %v %d", err, cli.Lint.ContainerPort)
+	}
+}
+
+// A bad file is one line naming the file, the key and what is allowed.
+func TestContractFileErrors(t *testing.T) {
+	for name, c := range map[string]struct{ yml, want string }{
+		"unknown key":   {"app-dir: app\nhealth_path: /x\n", `pipeline.yml:2: unknown key "health_path"; allowed: app-dir, app-name,`},
+		"port type":     {"container-port: eighty\n", "pipeline.yml:1: container-port must be a port number (1-65535): got str \"eighty\""},
+		"port range":    {"container-port: 70000\n", "pipeline.yml:1: container-port must be a port number (1-65535): got 70000"},
+		"command type":  {"command: {a: b}\n", "pipeline.yml:1: command must be a command: a list of strings (exec form) or one string: got a mapping"},
+		"duration":      {"health-timeout: 30\n", "pipeline.yml:1: health-timeout must be a duration such as 30s"},
+		"bool":          {"require-non-root: yes please\n", "pipeline.yml:1: require-non-root must be true or false"},
+		"not a mapping": {"- a\n- b\n", "pipeline.yml: must be a mapping of contract keys"},
+		"not yaml":      {"a: [\n", "pipeline.yml: not valid YAML"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := parse(t, c.yml, "lint")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// The keys of pipeline.yml are exactly the contract flags of every command
+// that builds.
+func TestContractKeysAreFlags(t *testing.T) {
+	var cli CLI
+	parser, err := kong.New(&cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range parser.Model.Children {
+		flags := map[string]bool{}
+		for _, f := range cmd.Flags {
+			flags[f.Name] = true
+		}
+		if !flags["app-dir"] && cmd.Name != "reproduce" {
+			continue // check takes no contract
+		}
+		for k := range configKeys {
+			if !flags[k] {
+				t.Errorf("%s: pipeline.yml key %q is not one of its flags", cmd.Name, k)
+			}
+		}
+	}
+}
+
+// An explicit --config that is missing is an error; the default one may be absent.
+func TestContractFileMissing(t *testing.T) {
+	if _, err := parse(t, "", "lint"); err != nil {
+		t.Errorf("no pipeline.yml: %v", err)
+	}
+	if _, err := parse(t, "", "lint", "--config", "other.yml"); err == nil || !strings.Contains(err.Error(), "other.yml") {
+		t.Errorf("missing --config: %v", err)
+	}
+}
