@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +35,7 @@ type ContractFlags struct {
 	DockerTarget    string            `help:"dockerfile: the stage to build (default: the last)." env:"BUILD_DOCKER_TARGET" group:"contract" placeholder:"STAGE"`
 	BuildArgs       map[string]string `help:"dockerfile: build arguments (REVISION and SOURCE_DATE_EPOCH are always given)." env:"BUILD_BUILD_ARGS" group:"contract" mapsep:";" placeholder:"KEY=VALUE"`
 	Command         Command           `help:"native: what the image runs, e.g. \"gunicorn --bind 0.0.0.0:8080 pkg:app\" (a list in pipeline.yml)." env:"BUILD_COMMAND" group:"contract" placeholder:"CMD"`
-	ContainerPort   int               `help:"The port the app listens on in the container (default: the Dockerfile's EXPOSE; required for native)." env:"BUILD_CONTAINER_PORT" group:"contract" placeholder:"PORT"`
+	ContainerPort   Port              `help:"The port the app listens on in the container (default: the Dockerfile's EXPOSE; required for native)." env:"BUILD_CONTAINER_PORT" group:"contract" placeholder:"PORT"`
 	HealthPath      string            `help:"GET this path on the container port must answer 2xx: the smoke test before the push, and ValidateService on the instances (default: ${default})." env:"BUILD_HEALTH_PATH" group:"contract" default:"/" placeholder:"PATH"`
 	HealthTimeout   time.Duration     `help:"The smoke test's bound: the health path must answer within this time of the container's start (default: ${default})." env:"BUILD_HEALTH_TIMEOUT" group:"contract" default:"30s" placeholder:"DURATION"`
 	RequireNonRoot  bool              `help:"Fail the smoke test when the image runs as root (otherwise a warning)." env:"BUILD_REQUIRE_NON_ROOT" group:"contract"`
@@ -52,7 +53,7 @@ type ContractFlags struct {
 func (f ContractFlags) app() contract.App {
 	return contract.App{
 		Dir: f.AppDir, Name: f.AppName, Build: f.ImageBuild, Dockerfile: f.Dockerfile, Target: f.DockerTarget,
-		BuildArgs: f.BuildArgs, Command: f.Command, Port: f.ContainerPort,
+		BuildArgs: f.BuildArgs, Command: f.Command, Port: int(f.ContainerPort),
 		HealthPath: f.HealthPath, HealthTimeout: f.HealthTimeout, RequireNonRoot: f.RequireNonRoot,
 		BaseImage: f.BaseImage, Deps: f.Deps, Requirements: f.Requirements, DevRequirements: f.DevRequirements,
 		DevGroups: f.DevGroups, PythonPath: f.PythonPath, Lint: f.LintCommand, Test: f.TestCommand,
@@ -87,6 +88,31 @@ func (c *Command) Decode(ctx *kong.DecodeContext) error {
 	default:
 		return fmt.Errorf("want a command (a string or a list of strings), got %v", v)
 	}
+	return nil
+}
+
+// Port is a TCP port number.
+type Port int
+
+// Decode implements kong.MapperValue.
+func (p *Port) Decode(ctx *kong.DecodeContext) error {
+	tok := ctx.Scan.Pop()
+	var n int
+	switch v := tok.Value.(type) {
+	case int:
+		n = v
+	case string:
+		var err error
+		if n, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
+			return fmt.Errorf("must be a port number from 1 to 65535, got %q", v)
+		}
+	default:
+		return fmt.Errorf("must be a port number from 1 to 65535, got %v", v)
+	}
+	if n < 1 || n > 65535 {
+		return fmt.Errorf("must be a port number from 1 to 65535, got %d", n)
+	}
+	*p = Port(n)
 	return nil
 }
 

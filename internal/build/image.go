@@ -160,6 +160,9 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 		case err != nil:
 			if m := exitedRe.FindStringSubmatch(err.Error()); m != nil {
 				exit, _ := strconv.Atoi(m[1])
+				if p.rep.serviceLogs.count() == 0 {
+					logs = p.rerun(ctx)
+				}
 				return &stepFailure{Step: "smoke", Cmd: cmd, Exit: exit, Output: logs,
 					Err: fmt.Errorf("smoke test: the container exited %d before it listened on port %d (its last log lines above): the image cannot start", exit, p.app.Port)}
 			}
@@ -180,6 +183,35 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 		p.log.Warn("the image runs as root: add USER to the Dockerfile (require-non-root makes this fail the build)", "user", facts.User)
 	}
 	return &facts, nil
+}
+
+// rerun runs the image's command once more as a plain command (not a
+// service), for what it prints: the engine's progress output may not have
+// carried a crashed service's last lines yet. Bounded: a container that
+// does not exit this time says nothing.
+func (p *pipeline) rerun(ctx context.Context) []string {
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	args, err := p.img.DefaultArgs(rctx)
+	if err != nil {
+		return []string{"(the container printed nothing)"}
+	}
+	ctr := p.img.WithExec(args, dagger.ContainerWithExecOpts{UseEntrypoint: true, Expect: dagger.ReturnTypeAny})
+	stdout, err1 := ctr.Stdout(rctx)
+	stderr, err2 := ctr.Stderr(rctx)
+	if err1 != nil || err2 != nil {
+		var ee *dagger.ExecError
+		if errors.As(errors.Join(err1, err2), &ee) {
+			stdout, stderr = ee.Stdout, ee.Stderr
+		} else {
+			return []string{"(the container printed nothing)"}
+		}
+	}
+	lines := strings.Split(strings.TrimRight(stdout+stderr, "\n"), "\n")
+	if strings.TrimSpace(stdout+stderr) == "" {
+		return []string{"(the container printed nothing)"}
+	}
+	return lastN(lines, 15)
 }
 
 // imageCommand is what the image runs: its entrypoint and default args.

@@ -593,6 +593,12 @@ func (r *lineRing) wait(d time.Duration) *lineRing {
 	return r
 }
 
+func (r *lineRing) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.lines)
+}
+
 func (r *lineRing) end() {
 	r.mu.Lock()
 	r.ended = true

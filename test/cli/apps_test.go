@@ -213,6 +213,7 @@ func TestSmokeFailuresPushNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "dist")
 			writeFile(t, filepath.Join(out, "build.json"), `{"image": "the last success"}`)
+			writeFile(t, filepath.Join(out, "bundle", "image.env"), "IMAGE=the-last-success\n")
 			before := treeHash(t, out)
 			repo := uniqueRepo("smoke")
 			head := strings.TrimSpace(gitOut(t, c.src, "rev-parse", "HEAD"))
@@ -252,7 +253,7 @@ func TestContractBadInput(t *testing.T) {
 	}{
 		{name: "unknown key", yml: "app-dir: app\nhealthpath: /x\n", want: `pipeline.yml:2: unknown key "healthpath"; allowed: app-dir,`},
 		{name: "wrong type", yml: "health-timeout: [30]\n", want: "pipeline.yml:1: health-timeout must be a duration such as 30s: got a list"},
-		{name: "port not a number", env: []string{"BUILD_CONTAINER_PORT=http"}, want: `--container-port=PORT: expected a valid 64 bit int but got "http"`},
+		{name: "port not a number", env: []string{"BUILD_CONTAINER_PORT=http"}, want: `--container-port: must be a port number from 1 to 65535, got "http" (from envar BUILD_CONTAINER_PORT="http")`},
 		{name: "health path", env: []string{"BUILD_HEALTH_PATH=healthz"}, want: `health-path "healthz": must be a URL path starting with '/'`},
 		{name: "dockerfile missing", env: []string{"BUILD_IMAGE_BUILD=dockerfile"}, want: `dockerfile "Dockerfile": no such file in app`},
 		{name: "no dependency file", env: []string{"BUILD_DEPS=auto"}, rm: "app/requirements.txt", want: "no dependency file in app: looked for uv.lock, requirements.txt and pyproject.toml"},
