@@ -1,8 +1,8 @@
 package build
 
 import (
-	"github.com/acme/webapp-pipeline/internal/contract"
 	"fmt"
+	"github.com/acme/webapp-pipeline/internal/contract"
 	"os"
 	"path/filepath"
 	"testing"

@@ -5,10 +5,17 @@ package devtest
 
 import (
 	"bufio"
+	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"dagger.io/dagger"
+
+	"github.com/acme/webapp-pipeline/ci"
 )
 
 // EnvFile is what `dev/env.sh up` writes.
@@ -58,5 +65,31 @@ func load() {
 				os.Setenv(k, os.ExpandEnv(v))
 			}
 		}
+	}
+}
+
+// UVLock writes dir/uv.lock for dir/pyproject.toml with the uv the pipeline
+// pins (ci.UVVersion), run in the engine's base image: the uv fixtures keep
+// no lock file (it would name the package index) and get one per test.
+func UVLock(t *testing.T, dir string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	c, err := dagger.Connect(ctx)
+	if err != nil {
+		t.Fatalf("connect to the engine: %v", err)
+	}
+	defer c.Close()
+	lock := c.Container().From("python:3.13-slim").
+		WithExec([]string{"python3", "-m", "venv", "/uv"}).
+		WithExec([]string{"/uv/bin/pip", "install", "-q", "uv==" + ci.UVVersion}).
+		WithEnvVariable("UV_SYSTEM_CERTS", "1").
+		WithEnvVariable("UV_PYTHON_DOWNLOADS", "never").
+		WithDirectory("/p", c.Host().Directory(dir, dagger.HostDirectoryOpts{Include: []string{"pyproject.toml"}})).
+		WithWorkdir("/p").
+		WithExec([]string{"/uv/bin/uv", "lock"}).
+		File("uv.lock")
+	if _, err := lock.Export(ctx, filepath.Join(dir, "uv.lock")); err != nil {
+		t.Fatalf("uv lock: %v", err)
 	}
 }

@@ -6,7 +6,6 @@ package cli_test
 // with nothing pushed.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -17,9 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"dagger.io/dagger"
-
-	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/devtest"
 )
 
 // fixtureRepo is a git repository holding testdata/apps/NAME and this
@@ -40,7 +37,7 @@ func fixtureRepo(t *testing.T, name string, edit func(dir string)) string {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "app", "pyproject.toml")); err == nil && strings.HasPrefix(name, "uv-") {
-		uvLock(t, filepath.Join(dir, "app"))
+		devtest.UVLock(t, filepath.Join(dir, "app"))
 	}
 	if edit != nil {
 		edit(dir)
@@ -51,30 +48,6 @@ func fixtureRepo(t *testing.T, name string, edit func(dir string)) string {
 		}
 	}
 	return dir
-}
-
-// uvLock writes dir/uv.lock with the uv the pipeline pins (ci.UVVersion).
-func uvLock(t *testing.T, dir string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	c, err := dagger.Connect(ctx)
-	if err != nil {
-		t.Fatalf("connect to the engine: %v", err)
-	}
-	defer c.Close()
-	lock := c.Container().From("python:3.13-slim").
-		WithExec([]string{"python3", "-m", "venv", "/uv"}).
-		WithExec([]string{"/uv/bin/pip", "install", "-q", "uv==" + ci.UVVersion}).
-		WithEnvVariable("UV_SYSTEM_CERTS", "1").
-		WithEnvVariable("UV_PYTHON_DOWNLOADS", "never").
-		WithDirectory("/p", c.Host().Directory(dir, dagger.HostDirectoryOpts{Include: []string{"pyproject.toml"}})).
-		WithWorkdir("/p").
-		WithExec([]string{"/uv/bin/uv", "lock"}).
-		File("uv.lock")
-	if _, err := lock.Export(ctx, filepath.Join(dir, "uv.lock")); err != nil {
-		t.Fatalf("uv lock: %v", err)
-	}
 }
 
 type buildJSON struct {
