@@ -8,6 +8,7 @@
 #
 # State it keeps between runs (what "warm" means for it): the venv and pip cache under
 # $BASELINE_CACHE (default /var/cache/webapp-bench/baseline), dockerd's layer cache.
+# BASELINE_DOCKERFILE: the Dockerfile to build (default: bench/Dockerfile.baseline).
 set -euo pipefail
 
 ctx=""
@@ -38,8 +39,8 @@ main() {
   rm -rf "$ctx/tests" "$ctx/requirements-dev.txt" "$ctx/setup.cfg"
   find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
   cat /usr/local/share/ca-certificates/*.crt > "$ctx/ca.crt" 2>/dev/null || : > "$ctx/ca.crt"
-  cp "$here/Dockerfile.baseline" "$ctx/Dockerfile"
-  docker build -q -t "$tag" "$ctx" >/dev/null
+  cp "${BASELINE_DOCKERFILE:-$here/Dockerfile.baseline}" "$ctx/Dockerfile"
+  docker build -q --build-arg BASE=127.0.0.1:5000/library/python:3.13-slim -t "$tag" "$ctx" >/dev/null
   docker push -q "$tag" >/dev/null
   say "pushed $tag"
 }

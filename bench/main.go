@@ -3,6 +3,7 @@
 // one invocation, through five scenarios, and writes a markdown table:
 //
 //	source /run/webapp-dev/env && go run ./bench -runs 3 -cold-runs 2
+//	go run ./bench -image-build dockerfile -scenarios code   # the app's own Dockerfile, both sides
 //
 // Scenarios (each run times the whole command, process start to exit):
 //
@@ -38,6 +39,11 @@ import (
 	"dagger.io/dagger"
 )
 
+var (
+	imageBuild    string
+	onlyScenarios = map[string]bool{}
+)
+
 type scenario struct {
 	name, what string
 	runs       int
@@ -49,7 +55,14 @@ func main() {
 	runs := flag.Int("runs", 3, "timed runs per warm scenario")
 	coldRuns := flag.Int("cold-runs", 2, "timed runs of the cold scenario")
 	out := flag.String("out", filepath.Join("bench", "results", time.Now().UTC().Format("2006-01-02T150405Z")+".md"), "table file")
+	flag.StringVar(&imageBuild, "image-build", "native", "how the Dagger build makes the image: native, or dockerfile (bench/Dockerfile.app in app/; the baseline docker-builds the same file)")
+	only := flag.String("scenarios", "", "comma-separated scenarios to run (default: all)")
 	flag.Parse()
+	if *only != "" {
+		for _, s := range strings.Split(*only, ",") {
+			onlyScenarios[strings.TrimSpace(s)] = true
+		}
+	}
 	if err := run(*runs, *coldRuns, *out); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
@@ -95,6 +108,14 @@ func run(runs, coldRuns int, outFile string) error {
 	if _, err := sh(repo, nil, "sh", "-c", "mkdir -p "+src+" && git archive HEAD | tar -x -C "+src); err != nil {
 		return err
 	}
+	var daggerEnv, baselineEnv []string
+	if imageBuild == "dockerfile" {
+		if _, err := sh(repo, nil, "cp", filepath.Join("bench", "Dockerfile.app"), filepath.Join(src, "app", "Dockerfile")); err != nil {
+			return err
+		}
+		daggerEnv = []string{"BUILD_IMAGE_BUILD=dockerfile"}
+		baselineEnv = []string{"BASELINE_DOCKERFILE=" + filepath.Join(repo, "bench", "Dockerfile.app")}
+	}
 	bin := filepath.Join(work, "build")
 	if _, err := sh(repo, nil, "go", "build", "-o", bin, "./cmd/build"); err != nil {
 		return err
@@ -120,12 +141,12 @@ func run(runs, coldRuns int, outFile string) error {
 	daggerBuild := func(extra ...string) error {
 		n++
 		args := append([]string{"all", "--out", filepath.Join(work, "dist"), "--revision", fmt.Sprintf("bench-%d-%d", stamp, commit)}, extra...)
-		_, err := sh(src, []string{"BUILD_IMAGE_REPO=" + daggerRepo, "SOURCE_DATE_EPOCH=1764158400"}, bin, args...)
+		_, err := sh(src, append([]string{"BUILD_IMAGE_REPO=" + daggerRepo, "SOURCE_DATE_EPOCH=1764158400"}, daggerEnv...), bin, args...)
 		return err
 	}
 	baselineBuild := func(...string) error {
 		n++
-		_, err := sh(src, []string{"BASELINE_CACHE=" + baselineCache}, filepath.Join(repo, "bench", "baseline.sh"), src,
+		_, err := sh(src, append([]string{"BASELINE_CACHE=" + baselineCache}, baselineEnv...), filepath.Join(repo, "bench", "baseline.sh"), src,
 			fmt.Sprintf("%s:bench-%d-%d", baseRepo, stamp, n))
 		return err
 	}
@@ -176,6 +197,15 @@ func run(runs, coldRuns int, outFile string) error {
 			daggerArgs: []string{"--force"}},
 		{name: "code", what: "app code changed", runs: runs, prepare: edit("app/webapp/__init__.py")},
 		{name: "reqs", what: "requirements.txt changed", runs: runs, prepare: edit("app/requirements.txt")},
+	}
+	if len(onlyScenarios) > 0 {
+		var kept []scenario
+		for _, sc := range scenarios {
+			if onlyScenarios[sc.name] {
+				kept = append(kept, sc)
+			}
+		}
+		scenarios = kept
 	}
 	results := map[string]map[string][]float64{}
 	loadStart := loadavg()
@@ -297,7 +327,8 @@ func write(outFile string, scenarios []scenario, results map[string]map[string][
 	fmt.Fprintf(&b, "# Dagger build vs plain shell baseline — %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "Machine: %s, %d CPUs, %s/%s; load average %s at start, %s at end (shared with other test runs).\n",
 		host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, loadStart, loadEnd)
-	fmt.Fprintf(&b, "Command: `source /run/webapp-dev/env && go run ./bench %s`\n\n", strings.Join(os.Args[1:], " "))
+	fmt.Fprintf(&b, "Command: `source /run/webapp-dev/env && go run ./bench %s`; image built the %s way (baseline: docker build of the same kind of Dockerfile).\n\n",
+		strings.Join(os.Args[1:], " "), imageBuild)
 	b.WriteString("| scenario | runs | Dagger median (s) | baseline median (s) | Dagger/baseline | Dagger runs | baseline runs |\n|---|---|---|---|---|---|---|\n")
 	for _, sc := range scenarios {
 		d, bl := results[sc.name]["dagger"], results[sc.name]["baseline"]
@@ -315,7 +346,7 @@ func write(outFile string, scenarios []scenario, results map[string]map[string][
 		return err
 	}
 	fmt.Fprintf(&b, "\n| image | compressed (registry manifest: config + layers) | unpacked (`docker image inspect` Size) |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| Dagger runtime image (slim base, non-root) | %s | %s |\n", mb(ds.compressed), mb(ds.unpacked))
+	fmt.Fprintf(&b, "| Dagger image (%s) | %s | %s |\n", imageBuild, mb(ds.compressed), mb(ds.unpacked))
 	fmt.Fprintf(&b, "| baseline = naive python:3.13-slim + pip install | %s | %s |\n", mb(bs.compressed), mb(bs.unpacked))
 	fmt.Fprintf(&b, "| ratio | %.0f %% | %.0f %% |\n", 100*float64(ds.compressed)/float64(bs.compressed), 100*float64(ds.unpacked)/float64(bs.unpacked))
 	fmt.Print(b.String())

@@ -149,7 +149,7 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 		code, err := probe.ExitCode(sctx)
 		var logs []string
 		if err != nil || code != 0 {
-			logs = p.rep.serviceLogs.wait(5 * time.Second).last(15) // the engine's progress trails the result
+			logs = p.rep.serviceLogs.wait(10 * time.Second).last(15) // the engine's progress trails the result
 		}
 		cmd := imageCommand(ctx, p.img) + "; then GET " + url + " (the image as a service in the engine)"
 		switch {

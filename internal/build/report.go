@@ -556,9 +556,10 @@ func quotedArgs(args []string) string {
 
 // lineRing keeps the last lines written to it.
 type lineRing struct {
-	mu    sync.Mutex
-	lines []string
-	ended bool // the service's span ended (DONE or ERROR)
+	mu     sync.Mutex
+	lines  []string
+	ended  bool      // the service's span ended (DONE or ERROR)
+	lastAt time.Time // when the last line came
 }
 
 const ringSize = 200
@@ -566,7 +567,7 @@ const ringSize = 200
 func (r *lineRing) add(l string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lines = append(r.lines, strings.TrimRight(l, " \r"))
+	r.lines, r.lastAt = append(r.lines, strings.TrimRight(l, " \r")), time.Now()
 	if len(r.lines) > ringSize {
 		r.lines = r.lines[len(r.lines)-ringSize:]
 	}
@@ -579,14 +580,16 @@ func (r *lineRing) reset() {
 }
 
 // wait gives the service's lines up to d to arrive: the engine's progress
-// output trails the results. It returns once the service span has ended
-// (a container that exited has printed all it will).
+// output (its telemetry, exported in batches) trails the results, more so on
+// a loaded machine. It returns once the service span has ended (a container
+// that exited has printed all it will), or half a second after the last
+// line of one that runs on.
 func (r *lineRing) wait(d time.Duration) *lineRing {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		r.mu.Lock()
-		ended := r.ended
+		ended, quiet := r.ended, len(r.lines) > 0 && time.Since(r.lastAt) > 500*time.Millisecond
 		r.mu.Unlock()
-		if ended {
+		if ended || quiet {
 			break
 		}
 	}

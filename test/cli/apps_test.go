@@ -168,6 +168,9 @@ func TestSmokeFailuresPushNothing(t *testing.T) {
 		replaceIn(t, filepath.Join(dir, "app", "Dockerfile"), "-r requirements.txt", "-r requirements.txt no-such-package-xyz==9.9")
 	})
 	bottle := fixtureRepo(t, "native-bottle", nil)
+	root := fixtureRepo(t, "dockerfile-starlette", func(dir string) {
+		replaceIn(t, filepath.Join(dir, "app", "Dockerfile"), "USER 10001:10001\n", "")
+	})
 	for _, c := range []struct {
 		name string
 		src  string
@@ -180,6 +183,8 @@ func TestSmokeFailuresPushNothing(t *testing.T) {
 			"HTTP 404", "Serving on http://0.0.0.0:9090", "not 2xx within 3s"}},
 		{"never listens", bottle, []string{"BUILD_COMMAND=waitress-serve --listen=127.0.0.1:9090 shop:app", "BUILD_HEALTH_TIMEOUT=3s"},
 			[]string{"---- build failed in smoke", "did not listen on port 9090 within 3s", "Serving on http://127.0.0.1:9090"}},
+		{"runs as root, non-root required", root, []string{"BUILD_REQUIRE_NON_ROOT=true"}, []string{"---- build failed in smoke",
+			"the image runs as root", "require-non-root: add USER to the Dockerfile"}},
 		{"RUN fails", runFails, nil, []string{"---- build failed in image", "command  RUN python3 -m venv /srv/venv",
 			"No matching distribution found for no-such-package-xyz==9.9", "exit     1"}},
 	} {
