@@ -11,7 +11,8 @@
 #   - registry :5000  the engine's mirror of docker.io and public.ecr.aws, holding python:3.13-slim
 #                     (also as public.ecr.aws/docker/library/python:3.13-slim) built from Debian
 #   - registry :5001  the push target, htpasswd auth (stands for ECR / a private registry)
-#   - moto_server :4566  the SSM endpoint, seeded with the push registry's username and password
+#   - moto_server :4566  the SSM endpoint, seeded with the push registry's username and password;
+#                        and ECR's (GetAuthorizationToken: internal/ecrauth's tests)
 #   - dockerd (unix socket under $RUN)  the "EC2 instance" the CodeDeploy hook scripts drive
 # Why two registries: base images are public in real life (Docker Hub), and the engine's mirror
 # config has no place for credentials; pushes are private, and go through WithRegistryAuth.
@@ -309,7 +310,7 @@ export _EXPERIMENTAL_DAGGER_CLI_BIN=$ENGINE/bin/dagger
 export _EXPERIMENTAL_DAGGER_RUNNER_HOST=unix://$ENGINE/run/engine.sock
 export DAGGER_NO_NAG=1 DO_NOT_TRACK=1
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-export AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$MOTO_PORT
+export AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$MOTO_PORT AWS_ENDPOINT_URL_ECR=http://127.0.0.1:$MOTO_PORT
 export BUILD_IMAGE_REPO=127.0.0.1:$REGISTRY_PORT/webapp
 export BUILD_REGISTRY_USERNAME_PARAM=$SSM_USER_PARAM
 export BUILD_REGISTRY_PASSWORD_PARAM=$SSM_PASSWORD_PARAM
