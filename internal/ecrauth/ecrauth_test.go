@@ -15,14 +15,14 @@ import (
 func TestIsECRAndRegion(t *testing.T) {
 	t.Parallel()
 	for host, region := range map[string]string{
-		"123456789012.dkr.ecr.eu-west-1.amazonaws.com":         "eu-west-1",
-		"123456789012.dkr.ecr.us-gov-west-1.amazonaws.com":     "us-gov-west-1",
-		"123456789012.dkr.ecr-fips.us-east-1.amazonaws.com":    "us-east-1",
-		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn":     "cn-north-1",
-		"123456789012.dkr-ecr.ap-southeast-2.on.aws":           "ap-southeast-2",
-		"123456789012.DKR.ECR.EU-WEST-1.AMAZONAWS.COM":         "eu-west-1",
-		"123456789012.dkr.ecr.eu-west-1.amazonaws.com:443":     "eu-west-1",
-		"public.ecr.aws":                                       "",
+		"123456789012.dkr.ecr.eu-west-1.amazonaws.com":      "eu-west-1",
+		"123456789012.dkr.ecr.us-gov-west-1.amazonaws.com":  "us-gov-west-1",
+		"123456789012.dkr.ecr-fips.us-east-1.amazonaws.com": "us-east-1",
+		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn":  "cn-north-1",
+		"123456789012.dkr-ecr.ap-southeast-2.on.aws":        "ap-southeast-2",
+		"123456789012.DKR.ECR.EU-WEST-1.AMAZONAWS.COM":      "eu-west-1",
+		"123456789012.dkr.ecr.eu-west-1.amazonaws.com:443":  "eu-west-1",
+		"public.ecr.aws": "",
 		"123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.io": "",
 		"12345678901.dkr.ecr.eu-west-1.amazonaws.com":          "",
 		"123456789012.dkr.ecr.amazonaws.com":                   "",
