@@ -28,7 +28,9 @@ build() {
   exec 9>"$CACHE/.cfn-guard-$CFN_GUARD_VERSION.lock"
   flock 9 # a build under way (e.g. the background one) finishes first; then it is cached
   [ -x "$BIN" ] && return 0
-  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup or apt-get install cargo)"
+  # rustup puts cargo in ~/.cargo/bin, which a non-login shell (CI) may not have on PATH
+  command -v cargo >/dev/null 2>&1 || PATH=${CARGO_HOME:-$HOME/.cargo}/bin:$PATH
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup, or apt-get install cargo)"
   log "building cfn-guard $CFN_GUARD_VERSION from crates.io (once; ~6 min; log: $LOG)"
   local tmp
   tmp=$(mktemp -d "$CACHE/.cfn-guard.XXXXXX")

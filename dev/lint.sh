@@ -6,7 +6,10 @@
 # Tools: shellcheck and the pinned Python tools of the dev environment (yamllint, cfn-lint,
 # checkov from dev/requirements-*.txt). They are taken from PATH; if cfn-lint is not on PATH and
 # the dev environment is up, its env file is sourced first. A tool whose version differs from its
-# pin is an error: a different version finds different things. flake8 is not run here: the build
+# pin is an error: a different version finds different things. cfn-guard (CFN_GUARD_VERSION in
+# dev/versions.env) comes from dev/install-cfn-guard.sh (cached; built once, ~6 min), with the
+# AWS Guard rules registry from the peers: $WEBAPP_PEERS, else the first shared/peers beside the
+# repository or one of its parents (CI: ../shared beside the checkout, read-only). flake8 is not run here: the build
 # runs it (inside the image's Python) and reports it as JUnit.
 #
 # Runs every tool even when an earlier one fails, prints one summary line per tool, and changes
@@ -16,6 +19,11 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEV_ENV_FILE=${WEBAPP_DEV_RUN:-/run/webapp-dev}/env
 TEMPLATE=infra/template.yml
+# shellcheck source=SCRIPTDIR/versions.env
+source "$ROOT/dev/versions.env"
+# The registry's rule folders for the services the template's resources belong to (S3, SNS, ECR,
+# CloudWatch and Logs, CodeBuild, IAM, ELBv2); a rule file whose resources are absent is a SKIP.
+GUARD_RULE_DIRS=(amazon_s3 amazon_sns aws_ecr cloudwatch codebuild iam elastic_load_balancing_v2)
 
 log() { printf 'dev/lint: %s\n' "$*" >&2; }
 die() { printf 'dev/lint: error: %s\n' "$*" >&2; exit 2; }
@@ -144,6 +152,49 @@ run_checkov() {
     "$passed passed, $failed failed, $skipped skipped (reasons in the resources' Metadata) (checkov $version)"
 }
 
+# cfn-guard with the AWS Guard rules registry: one PASS/FAIL/SKIP per rule file. A finding is
+# fixed in the template or suppressed in the resource's Metadata.guard.SuppressedRules, with the
+# reason beside it (Metadata.guard.Reasons).
+guard_rules_tarball() {
+  local dir=$ROOT name=$GUARD_RULES_REGISTRY.tar.gz
+  if [ -n "${WEBAPP_PEERS:-}" ]; then echo "$WEBAPP_PEERS/$name"; return 0; fi
+  while [ "$dir" != / ]; do
+    dir=$(dirname "$dir")
+    if [ -f "$dir/shared/peers/$name" ]; then echo "$dir/shared/peers/$name"; return 0; fi
+  done
+  echo "../shared/peers/$name"
+}
+
+run_cfn_guard() {
+  local guard version rules args=() out rc=0 passed failed skipped d tarball
+  tarball=$(guard_rules_tarball)
+  [ -r "$tarball" ] ||
+    die "the AWS Guard rules registry is not at $tarball (shared/peers beside the repository, or set WEBAPP_PEERS=DIR)"
+  guard=$(bash "$ROOT/dev/install-cfn-guard.sh") || die "cfn-guard $CFN_GUARD_VERSION could not be installed (see above)"
+  version=$("$guard" --version | awk '{print $2}')
+  [ "$version" = "$CFN_GUARD_VERSION" ] || die "$guard is cfn-guard $version, pinned $CFN_GUARD_VERSION"
+  rules=$(mktemp -d)
+  # shellcheck disable=SC2064 # expand now: the directory is this run's
+  trap "rm -rf '$rules'" RETURN
+  tar -xzf "$tarball" -C "$rules" --strip-components=1 "$GUARD_RULES_REGISTRY/rules/aws"
+  for d in "${GUARD_RULE_DIRS[@]}"; do
+    [ -d "$rules/rules/aws/$d" ] || die "no rule folder rules/aws/$d in $tarball"
+    args+=(--rules "$rules/rules/aws/$d")
+  done
+  out=$("$guard" validate --data "$TEMPLATE" "${args[@]}" --show-summary all 2>&1) || rc=$?
+  passed=$(printf '%s\n' "$out" | grep -c 'Status = PASS' || true)
+  failed=$(printf '%s\n' "$out" | grep -c 'Status = FAIL' || true)
+  skipped=$(printf '%s\n' "$out" | grep -c 'Status = SKIP' || true)
+  if [ "$failed" -ne 0 ] || [ "$rc" -ne 0 ]; then
+    # the failures, with their resources and messages (the summary alone names only the rule)
+    "$guard" validate --data "$TEMPLATE" "${args[@]}" --show-summary fail 2>&1 | sed -n '/FAIL\|Resource\|Violation\|Fix\|PropertyPath/p' >&2 || true
+  fi
+  local n=$failed
+  [ "$rc" -eq 0 ] || [ "$n" -gt 0 ] || n=1
+  record cfn-guard "$n" \
+    "$passed passed, $failed failed, $skipped skipped rule files of $GUARD_RULES_REGISTRY (${GUARD_RULE_DIRS[*]}) (cfn-guard $version)"
+}
+
 main() {
   cd "$ROOT"
   find_tools
@@ -152,6 +203,7 @@ main() {
   run_yamllint
   run_cfn_lint
   run_checkov
+  run_cfn_guard
   local line
   for line in "${SUMMARY[@]}"; do log "$line"; done
   if [ "$FAILED" -ne 0 ]; then
