@@ -183,6 +183,9 @@ func report(t *testing.T, name string, params map[string]string, s *Stack) {
 	fmt.Fprintf(&b, "=== %s: %s\n    conditions true: %s\n", name, strings.Join(set, " "), strings.Join(conds, " "))
 	for _, role := range roles(s) {
 		fmt.Fprintf(&b, "  %s\n", role)
+		for _, st := range path(s.Resources[role], "Properties", "AssumeRolePolicyDocument", "Statement").([]any) {
+			fmt.Fprintf(&b, "    %-28s %v %v  if %v\n", "(trust)", asMap(st)["Action"], asMap(st)["Principal"], asMap(st)["Condition"])
+		}
 		for _, st := range statements(s, role) {
 			cond := ""
 			if st.Condition != "" {
@@ -264,6 +267,9 @@ func check(t *testing.T, name string, s *Stack) {
 		trust := fmt.Sprint(path(s.Resources[role], "Properties", "AssumeRolePolicyDocument"))
 		want(t, role+" trust lacks aws:SourceAccount", strings.Contains(trust, "aws:SourceAccount:123456789012"))
 	}
+	want(t, "CodeDeployRole trust is not for the stack's deployment group", strings.Contains(
+		fmt.Sprint(path(s.Resources["CodeDeployRole"], "Properties", "AssumeRolePolicyDocument")),
+		"aws:SourceArn:arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:webapp-app/webapp-instances"))
 
 	ssmBuild, ssmInst := actionsOn(s, "CodeBuildRole", "ssm:"), actionsOn(s, "InstanceRole", "ssm:")
 	e := env(s, "BuildProject")
