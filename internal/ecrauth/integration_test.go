@@ -2,9 +2,6 @@ package ecrauth
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +10,11 @@ import (
 	"time"
 
 	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/internal/ocipush"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -40,7 +40,7 @@ func TestECRLoginWithMotoToken(t *testing.T) {
 	}
 	t.Logf("build: GetAuthorizationToken (%s) -> user %s, password of %d bytes", Where(os.Getenv("AWS_REGION")), user, len(password))
 
-	host := startRegistry(t, user, password)
+	host := devtest.Registry(t, user, password)
 	repo := host + "/i12-ecrauth"
 
 	// A wrong password is refused: the registry checks the token, it is not open.
@@ -58,20 +58,24 @@ func TestECRLoginWithMotoToken(t *testing.T) {
 	}
 	t.Logf("build: push with a wrong password -> refused (401 Unauthorized)")
 
-	// The build pushes with the token.
-	tag, err = name.NewTag(repo+":1", name.Insecure)
+	// The build pushes with the token, through its own pusher (internal/ocipush: an OCI layout,
+	// byte for byte), as cmd/build does.
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithAuth(&authn.Basic{Username: user, Password: password})); err != nil {
+	if err := lp.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := ocipush.Push(ctx, ocipush.Dir(dir), repo+":1", user, password)
+	if err != nil {
 		t.Fatalf("push with moto's token: %v", err)
 	}
-	digest, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
+	if digest, _ := img.Digest(); ref != repo+"@"+digest.String() {
+		t.Fatalf("pushed %s, want %s@%s", ref, repo, digest)
 	}
-	ref := repo + "@" + digest.String()
-	t.Logf("build: pushed %s with the token", ref)
+	t.Logf("build: ocipush.Push %s:1 with the token -> %s", repo, ref)
 
 	// The hook pulls: registry_login from scripts/lib.sh (REGISTRY_LOGIN=ecr), then docker pull.
 	root, err := filepath.Abs("../..")
@@ -103,64 +107,21 @@ echo "pulled $IMAGE"`
 	if err := exec.Command("docker", "image", "inspect", ref).Run(); err != nil {
 		t.Fatalf("dockerd has no %s after the hook's pull: %v", ref, err)
 	}
+
+	// No token (the ECR endpoint is down, or the role lacks the grant): one line naming the
+	// cause and the fix, a non-zero exit, no login.
+	cmd = exec.CommandContext(ctx, "bash", "-c", driver)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "REGISTRY="+host, "REGISTRY_LOGIN=ecr", "IMAGE="+ref, "DOCKER_CONFIG="+t.TempDir(),
+		"AWS_ENDPOINT_URL_ECR=http://127.0.0.1:9", "AWS_MAX_ATTEMPTS=1")
+	out, err = cmd.CombinedOutput()
+	t.Logf("hook, ECR endpoint down: %v: %s", err, lastLine(string(out)))
+	if err == nil || !strings.Contains(lastLine(string(out)), "cannot get an ECR token in us-east-1 (instance role needs ecr:GetAuthorizationToken)") {
+		t.Fatalf("hook without a token: err = %v, last line %q", err, lastLine(string(out)))
+	}
 }
 
-// startRegistry runs Debian's docker-registry on a free loopback port, accepting only
-// user:password (bcrypt htpasswd), and returns its host:port. It is stopped at cleanup.
-func startRegistry(t *testing.T, user, password string) string {
-	t.Helper()
-	for _, tool := range []string{"docker-registry", "htpasswd"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: dev/env.sh up installs it (Debian docker-registry, apache2-utils)", tool)
-		}
-	}
-	dir := t.TempDir()
-	htp, err := exec.Command("htpasswd", "-Bbn", user, password).Output()
-	if err != nil {
-		t.Fatalf("htpasswd: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), htp, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	l.Close()
-	cfg := fmt.Sprintf(`version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: %s}
-http:
-  addr: %s
-auth:
-  htpasswd: {realm: i12-ecr, path: %s}
-`, filepath.Join(dir, "storage"), host, filepath.Join(dir, "htpasswd"))
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("docker-registry", "serve", filepath.Join(dir, "config.yml"))
-	log, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); log.Close() })
-	for i := 0; i < 100; i++ {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
-				return host
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
-	t.Fatalf("registry on %s did not come up: %s", host, b)
-	return ""
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
