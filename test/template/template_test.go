@@ -1,6 +1,7 @@
 package template
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -289,6 +290,10 @@ func check(t *testing.T, name string, s *Stack) {
 			want(t, "ECR: the project still names an SSM login: "+k, !strings.Contains(k, "PARAM") && !strings.HasSuffix(k, "_MASKED"))
 		}
 		repo := asMap(s.Resources["EcrRepository"]["Properties"])
+		var lifecycle struct{ Rules []map[string]any }
+		if err := json.Unmarshal([]byte(fmt.Sprint(path(repo, "LifecyclePolicy", "LifecyclePolicyText"))), &lifecycle); err != nil || len(lifecycle.Rules) != 1 {
+			t.Errorf("ECR lifecycle policy is not JSON with one rule: %v", err)
+		}
 		want(t, "ECR repository: not scan on push, immutable, KMS, with a lifecycle policy",
 			path(repo, "ImageScanningConfiguration", "ScanOnPush") == "true" && repo["ImageTagMutability"] == "IMMUTABLE" &&
 				path(repo, "EncryptionConfiguration", "EncryptionType") == "KMS" &&
