@@ -43,6 +43,11 @@ build() {
     die "$tmp/bin/cfn-guard is not version $CFN_GUARD_VERSION"
   rm -rf "$DIR"
   mv "$tmp" "$DIR"
+  # an older version's build is no longer named by any pin
+  local old
+  for old in "$CACHE"/cfn-guard-*; do
+    [ "$old" = "$DIR" ] || [ ! -d "$old" ] || { log "removing stale $old"; rm -rf "$old"; }
+  done
 }
 
 main() {
