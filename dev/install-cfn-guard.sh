@@ -41,6 +41,7 @@ build() {
   fi
   "$tmp/bin/cfn-guard" --version | grep -q " $CFN_GUARD_VERSION" ||
     die "$tmp/bin/cfn-guard is not version $CFN_GUARD_VERSION"
+  chmod 755 "$tmp" # mktemp made it 0700
   rm -rf "$DIR"
   mv "$tmp" "$DIR"
   # an older version's build is no longer named by any pin
