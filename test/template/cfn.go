@@ -45,6 +45,7 @@ type Template struct {
 	Rules      map[string]any
 	Conditions map[string]any
 	Resources  map[string]map[string]any
+	Outputs    map[string]map[string]any
 }
 
 // Load parses a template file.
@@ -61,12 +62,15 @@ func Load(path string) (*Template, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: not a mapping", path)
 	}
-	t := &Template{Parameters: map[string]map[string]any{}, Resources: map[string]map[string]any{}}
+	t := &Template{Parameters: map[string]map[string]any{}, Resources: map[string]map[string]any{}, Outputs: map[string]map[string]any{}}
 	for name, p := range asMap(root["Parameters"]) {
 		t.Parameters[name] = asMap(p)
 	}
 	for name, r := range asMap(root["Resources"]) {
 		t.Resources[name] = asMap(r)
+	}
+	for name, o := range asMap(root["Outputs"]) {
+		t.Outputs[name] = asMap(o)
 	}
 	t.Rules = asMap(root["Rules"])
 	t.Conditions = asMap(root["Conditions"])
@@ -123,8 +127,9 @@ func asMap(v any) map[string]any {
 type Stack struct {
 	Params     map[string]string
 	Conditions map[string]bool
-	// Resources present (their Condition true), fully evaluated.
+	// Resources and Outputs present (their Condition true), fully evaluated.
 	Resources map[string]map[string]any
+	Outputs   map[string]map[string]any
 }
 
 type evaluator struct {
@@ -178,7 +183,7 @@ func (t *Template) Evaluate(overrides map[string]string) (*Stack, error) {
 		}
 		e.present[name] = ok
 	}
-	s := &Stack{Params: e.params, Conditions: e.conds, Resources: map[string]map[string]any{}}
+	s := &Stack{Params: e.params, Conditions: e.conds, Resources: map[string]map[string]any{}, Outputs: map[string]map[string]any{}}
 	for name, r := range t.Resources {
 		if !e.present[name] {
 			continue
@@ -188,6 +193,21 @@ func (t *Template) Evaluate(overrides map[string]string) (*Stack, error) {
 			return nil, fmt.Errorf("resource %s: %w", name, err)
 		}
 		s.Resources[name] = asMap(v)
+	}
+	for name, o := range t.Outputs {
+		if c, has := o["Condition"]; has {
+			if ok, err := e.cond(fmt.Sprint(c)); err != nil || !ok {
+				if err != nil {
+					return nil, fmt.Errorf("output %s: %w", name, err)
+				}
+				continue
+			}
+		}
+		v, err := e.eval(o)
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", name, err)
+		}
+		s.Outputs[name] = asMap(v)
 	}
 	return s, nil
 }

@@ -375,6 +375,11 @@ func check(t *testing.T, name string, s *Stack) {
 	// Finding 5: artifacts are kept unless a retention is asked for.
 	rule := fmt.Sprint(path(s.Resources["ArtifactBucket"], "Properties", "LifecycleConfiguration", "Rules"))
 	want(t, "artifact expiry "+rule, strings.Contains(rule, "ExpirationInDays") == (s.Params["ArtifactRetentionDays"] != "0"))
+	// Outputs: the optional ones exactly with their option.
+	for out, cond := range map[string]string{"EcrRepositoryUri": "UseEcr", "TargetGroupArn": "HasTrafficControl", "PullRequestProjectName": "HasPullRequestBuilds"} {
+		_, ok := s.Outputs[out]
+		want(t, fmt.Sprintf("output %s present=%v, condition %s=%v", out, ok, cond, s.Conditions[cond]), ok == s.Conditions[cond])
+	}
 	// Notifications: the topic and its rules are always there; the mail only when given.
 	_, mail := s.Resources["NotificationEmailSubscription"]
 	want(t, "mail subscription iff NotificationEmail", mail == (s.Params["NotificationEmail"] != ""))
