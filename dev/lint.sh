@@ -189,10 +189,43 @@ run_cfn_guard() {
     # the failures, with their resources and messages (the summary alone names only the rule)
     "$guard" validate --data "$TEMPLATE" "${args[@]}" --show-summary fail 2>&1 | sed -n '/FAIL\|Resource\|Violation\|Fix\|PropertyPath/p' >&2 || true
   fi
-  local n=$failed
+  local n=$failed suppressions stale
   [ "$rc" -eq 0 ] || [ "$n" -gt 0 ] || n=1
+  read -r suppressions stale < <(guard_stale_suppressions "$guard" "$rules")
+  n=$((n + stale))
   record cfn-guard "$n" \
-    "$passed passed, $failed failed, $skipped skipped rule files of $GUARD_RULES_REGISTRY (${GUARD_RULE_DIRS[*]}) (cfn-guard $version)"
+    "$passed passed, $failed failed, $skipped skipped rule files of $GUARD_RULES_REGISTRY (${GUARD_RULE_DIRS[*]}); $suppressions suppressions, $stale no longer needed (cfn-guard $version)"
+}
+
+# guard_stale_suppressions GUARD RULES_DIR : prints "SUPPRESSIONS STALE". Each suppression
+# (a rule name in a resource's Metadata.guard.SuppressedRules, flow or block list) is taken out
+# alone; if its rule then still does not fail, the suppression hides nothing and is reported.
+guard_stale_suppressions() {
+  local guard=$1 rules=$2 line rule file copy out total=0 stale=0
+  copy=$(mktemp --suffix=.yml) # cfn-guard skips a data file whose name does not say YAML or JSON
+  while read -r line rule; do
+    total=$((total + 1))
+    file=$(grep -rlE "^rule $rule( |\{|$)" "$rules/rules/aws" --include='*.guard' | head -n 1)
+    [ -n "$file" ] || { printf 'cfn-guard: %s:%s suppresses %s, which no rule file defines\n' "$TEMPLATE" "$line" "$rule" >&2; stale=$((stale + 1)); continue; }
+    sed "${line}s/\b$rule\b/NOT-$rule/" "$TEMPLATE" > "$copy"
+    out=$("$guard" validate --data "$copy" --rules "$file" --show-summary all 2>&1 || true)
+    if [[ $out != *"Status = FAIL"* ]]; then
+      printf 'cfn-guard: %s:%s suppresses %s, which passes without it: remove it\n' "$TEMPLATE" "$line" "$rule" >&2
+      stale=$((stale + 1))
+    fi
+  done < <(awk '
+    /SuppressedRules:/ {
+      if (match($0, /\[.*\]/)) {
+        n = split(substr($0, RSTART + 1, RLENGTH - 2), a, /, */)
+        for (i = 1; i <= n; i++) print NR, a[i]
+        inlist = 0; next
+      }
+      inlist = 1; next
+    }
+    inlist && /^[[:space:]]+- [A-Z0-9_]+[[:space:]]*$/ { print NR, $2; next }
+    { inlist = 0 }' "$TEMPLATE")
+  rm -f "$copy"
+  echo "$total $stale"
 }
 
 main() {
