@@ -146,10 +146,35 @@ run_checkov() {
     return
   fi
   [ "$failed" -eq 0 ] || printf '%s\n' "$out" >&2
-  local n=$failed
+  local n=$failed stale
   [ "$rc" -eq 0 ] || [ "$n" -gt 0 ] || n=1
+  stale=$(checkov_stale_skips)
+  n=$((n + stale))
   record checkov "$n" \
-    "$passed passed, $failed failed, $skipped skipped (reasons in the resources' Metadata) (checkov $version)"
+    "$passed passed, $failed failed, $skipped skipped (reasons in the resources' Metadata), $stale skips no longer needed (checkov $version)"
+}
+
+# checkov_stale_skips : prints how many Metadata checkov.skip entries hide nothing. With every
+# skip taken out at once, the checks that fail must be exactly the skipped ones (check id and
+# resource); a skip whose check would pass is reported.
+checkov_stale_skips() {
+  local copy skips failing stale=0 s
+  copy=$(mktemp --suffix=.yml)
+  sed 's/- id: CKV_/- id: XCKV_/' "$TEMPLATE" > "$copy"
+  # "CKV_ID Resource" for each skip: the resource is the last two-space key above it
+  skips=$(awk '/^  [A-Za-z0-9]+:$/ { r = substr($1, 1, length($1) - 1) }
+    /^ +- id: CKV_/ { print $3, r }' "$TEMPLATE" | sort -u)
+  failing=$(checkov --file "$copy" --framework cloudformation --quiet --compact --skip-download 2>&1 |
+    awk '/^Check: CKV_/ { id = substr($2, 1, length($2) - 1) }
+      /FAILED for resource:/ { n = split($NF, a, "."); print id, a[n] }' | sort -u)
+  rm -f "$copy"
+  while read -r s; do
+    [ -n "$s" ] || continue
+    grep -qxF "$s" <<<"$failing" && continue
+    printf 'checkov: %s skips %s, which passes without the skip: remove it\n' "${s#* }" "${s%% *}" >&2
+    stale=$((stale + 1))
+  done <<<"$skips"
+  echo "$stale"
 }
 
 # cfn-guard with the AWS Guard rules registry: one PASS/FAIL/SKIP per rule file. A finding is
