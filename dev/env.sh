@@ -8,9 +8,11 @@
 #
 # What runs (all on 127.0.0.1):
 #   - a Dagger engine $DAGGER_VERSION built from the Go module and run natively (no Docker needed)
-#   - registry :5000  the engine's mirror of docker.io, holding python:3.13-slim built from Debian
+#   - registry :5000  the engine's mirror of docker.io and public.ecr.aws, holding python:3.13-slim
+#                     (also as public.ecr.aws/docker/library/python:3.13-slim) built from Debian
 #   - registry :5001  the push target, htpasswd auth (stands for ECR / a private registry)
-#   - moto_server :4566  the SSM endpoint, seeded with the push registry's username and password
+#   - moto_server :4566  the SSM endpoint, seeded with the push registry's username and password;
+#                        and ECR's (GetAuthorizationToken: internal/ecrauth's tests)
 #   - dockerd (unix socket under $RUN)  the "EC2 instance" the CodeDeploy hook scripts drive
 # Why two registries: base images are public in real life (Docker Hub), and the engine's mirror
 # config has no place for credentials; pushes are private, and go through WithRegistryAuth.
@@ -221,17 +223,23 @@ rootfs_id() {
   cat "$side"
 }
 
+# The base image is published under each name the engine's mirror is asked for: docker.io's
+# library/python:3.13-slim and ECR Public's copy, public.ecr.aws/docker/library/python:3.13-slim
+# (the default BaseImage: CodeBuild's shared IPs get no Docker Hub rate limit from it).
 publish_base_image() {
   local ref=127.0.0.1:$MIRROR_PORT/library/$PYTHON_IMAGE crane=$CACHE/bin/crane-$CRANE_VERSION
+  local ecr_public=127.0.0.1:$MIRROR_PORT/docker/library/$PYTHON_IMAGE
   local want; want=$(rootfs_id)-linux-amd64
-  if [ "$("$crane" config "$ref" 2>/dev/null | grep -o '"webapp.dev.rootfs":"[0-9a-z-]*"')" = "\"webapp.dev.rootfs\":\"$want\"" ]; then
-    return 0
+  if [ "$("$crane" config "$ref" 2>/dev/null | grep -o '"webapp.dev.rootfs":"[0-9a-z-]*"')" != "\"webapp.dev.rootfs\":\"$want\"" ]; then
+    log "publishing $PYTHON_IMAGE (Debian $DEBIAN_SUITE) to the docker.io mirror"
+    "$crane" append --insecure -f "$ROOTFS_TAR" -t "$ref.tmp" >"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
+    "$crane" mutate --insecure "$ref.tmp" -t "$ref" --set-platform linux/amd64 \
+      --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8 \
+      --label "webapp.dev.rootfs=$want" --cmd python3 >>"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
   fi
-  log "publishing $PYTHON_IMAGE (Debian $DEBIAN_SUITE) to the docker.io mirror"
-  "$crane" append --insecure -f "$ROOTFS_TAR" -t "$ref.tmp" >"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
-  "$crane" mutate --insecure "$ref.tmp" -t "$ref" --set-platform linux/amd64 \
-    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8 \
-    --label "webapp.dev.rootfs=$want" --cmd python3 >>"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
+  [ "$("$crane" digest --insecure "$ecr_public" 2>/dev/null)" = "$("$crane" digest --insecure "$ref")" ] && return 0
+  log "publishing $PYTHON_IMAGE as public.ecr.aws/docker/library/$PYTHON_IMAGE on the mirror"
+  "$crane" copy --insecure "$ref" "$ecr_public" >>"$RUN/crane.log" 2>&1 || die "copying the base image failed: $RUN/crane.log"
 }
 
 engine_config() {
@@ -249,14 +257,20 @@ root = "$ENGINE/state"
   insecure = true
 [registry."docker.io"]
   mirrors = ["127.0.0.1:$MIRROR_PORT"]
+[registry."public.ecr.aws"]
+  mirrors = ["127.0.0.1:$MIRROR_PORT"]
 EOF
 }
 
 start_engine() {
   if running engine; then
-    # the running engine may be an older build (its cache key changed since): replace it
-    [ "$(readlink "/proc/$(cut -d' ' -f1 "$RUN/engine.pid")/exe")" = "$ENGINE/bin/dagger-engine" ] && return 0
-    log "replacing the running engine with $ENGINE"
+    # the running engine may be an older build (its cache key changed since) or run with an
+    # older config (e.g. a registry mirror added since): replace it
+    if [ "$(readlink "/proc/$(cut -d' ' -f1 "$RUN/engine.pid")/exe")" = "$ENGINE/bin/dagger-engine" ] &&
+      [ "$(engine_config)" = "$(cat "$RUN/engine.toml" 2>/dev/null)" ]; then
+      return 0
+    fi
+    log "replacing the running engine: $ENGINE rebuilt or $RUN/engine.toml changed"
     stop engine
   fi
   engine_config > "$RUN/engine.toml"
@@ -296,7 +310,7 @@ export _EXPERIMENTAL_DAGGER_CLI_BIN=$ENGINE/bin/dagger
 export _EXPERIMENTAL_DAGGER_RUNNER_HOST=unix://$ENGINE/run/engine.sock
 export DAGGER_NO_NAG=1 DO_NOT_TRACK=1
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-export AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$MOTO_PORT
+export AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$MOTO_PORT AWS_ENDPOINT_URL_ECR=http://127.0.0.1:$MOTO_PORT
 export BUILD_IMAGE_REPO=127.0.0.1:$REGISTRY_PORT/webapp
 export BUILD_REGISTRY_USERNAME_PARAM=$SSM_USER_PARAM
 export BUILD_REGISTRY_PASSWORD_PARAM=$SSM_PASSWORD_PARAM
@@ -331,6 +345,7 @@ cmd_up() {
   link_runtime
   build_engine
   install_tools
+  bash "$ROOT/dev/install-cfn-guard.sh" --background # dev/lint.sh waits for it (~6 min once)
   install_crane
   build_rootfs
   start_registries

@@ -73,6 +73,16 @@ load_config() {
 registry_login() {
   need_cmd aws
   local user password
+  # ECR (image.env REGISTRY_LOGIN=ecr): the instance role's 12-hour token, no stored password.
+  if [ "${REGISTRY_LOGIN:-ssm}" = ecr ]; then
+    password=$(aws ecr get-login-password --region "$AWS_REGION") ||
+      die "cannot get an ECR token in $AWS_REGION (instance role needs ecr:GetAuthorizationToken)"
+    local out
+    out=$(printf '%s' "$password" | docker login --username AWS --password-stdin "$REGISTRY" 2>&1) ||
+      die "docker login to $REGISTRY with the instance role's ECR token failed: $out"
+    log "logged in to $REGISTRY with the instance role's ECR token"
+    return 0
+  fi
   user=$(aws ssm get-parameter --region "$AWS_REGION" --name "$REGISTRY_USERNAME_PARAM" \
     --with-decryption --query Parameter.Value --output text) ||
     die "cannot read SSM parameter $REGISTRY_USERNAME_PARAM (instance role needs ssm:GetParameter)"

@@ -1,24 +1,36 @@
-// Package pins_test checks that the Dagger version is the same everywhere it is written down:
-// the Go SDK in go.mod, the dev engine (dev/versions.env), the CLI CodeBuild installs
-// (buildspec.yml) and the engine image the CodeBuild project runs (infra/template.yml). The SDK
-// misbehaves with a CLI or engine of another version, and a bump that misses one place would
-// only show in CodeBuild.
+// Package pins_test checks that what is written down in more than one place agrees:
+//   - the Dagger version: the Go SDK in go.mod, the dev engine (dev/versions.env) and the CLI
+//     CodeBuild installs (buildspec.yml, which also derives the engine image from it; the
+//     template must not name an engine version of its own). The SDK misbehaves with a CLI or
+//     engine of another version, and a bump that misses one place would only show in CodeBuild.
+//   - the Dagger CLI's tarball hash is pinned in buildspec.yml (not fetched beside the tarball);
+//   - the template's default base image is the one the dev environment's mirror serves;
+//   - the buildspec names no SSM parameter (the CodeBuild project defines them, once) and its
+//     cache.paths keep the Go caches where its install phase puts them.
 package pins_test
 
 import (
 	"os"
 	"regexp"
+	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
-func find(t *testing.T, path, pattern string) []string {
+func read(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile("../../" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(b)
+}
+
+func find(t *testing.T, path, pattern string) []string {
+	t.Helper()
 	var found []string
-	for _, m := range regexp.MustCompile(pattern).FindAllStringSubmatch(string(b), -1) {
+	for _, m := range regexp.MustCompile(pattern).FindAllStringSubmatch(read(t, path), -1) {
 		found = append(found, m[1])
 	}
 	if len(found) == 0 {
@@ -30,9 +42,8 @@ func find(t *testing.T, path, pattern string) []string {
 func TestDaggerVersionIsPinnedTheSameEverywhere(t *testing.T) {
 	want := find(t, "go.mod", `(?m)^\s*dagger\.io/dagger v(\S+)`)[0]
 	places := map[string][]string{
-		"dev/versions.env":   find(t, "dev/versions.env", `(?m)^DAGGER_VERSION=v(\S+)`),
-		"buildspec.yml":      find(t, "buildspec.yml", `DAGGER_CLI_VERSION:\s*"?([0-9.]+)"?`),
-		"infra/template.yml": find(t, "infra/template.yml", `registry\.dagger\.io/engine:v([0-9.]+)`),
+		"dev/versions.env": find(t, "dev/versions.env", `(?m)^DAGGER_VERSION=v(\S+)`),
+		"buildspec.yml":    find(t, "buildspec.yml", `DAGGER_CLI_VERSION:\s*"?([0-9.]+)"?`),
 	}
 	for path, versions := range places {
 		for _, v := range versions {
@@ -40,5 +51,73 @@ func TestDaggerVersionIsPinnedTheSameEverywhere(t *testing.T) {
 				t.Errorf("%s pins Dagger %s, go.mod's SDK is %s: keep them equal", path, v, want)
 			}
 		}
+	}
+	// One place in the buildspec: the engine image and the engine-stop filter derive from it.
+	if n := len(regexp.MustCompile(`engine:v[0-9]`).FindAllString(read(t, "buildspec.yml"), -1)); n != 0 {
+		t.Errorf("buildspec.yml writes an engine version %d times: use v${DAGGER_CLI_VERSION}", n)
+	}
+	if strings.Contains(read(t, "infra/template.yml"), "registry.dagger.io/engine") {
+		t.Error("infra/template.yml names the Dagger engine image: buildspec.yml derives it from DAGGER_CLI_VERSION")
+	}
+}
+
+func TestDaggerCLIHashIsPinned(t *testing.T) {
+	sum := find(t, "buildspec.yml", `DAGGER_CLI_SHA256:\s*"?([^"\s]*)"?`)[0]
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(sum) {
+		t.Errorf("buildspec.yml DAGGER_CLI_SHA256 %q is not a SHA-256", sum)
+	}
+	for _, line := range strings.Split(read(t, "buildspec.yml"), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "- ") && strings.Contains(line, "checksums.txt") {
+			t.Errorf("buildspec.yml fetches checksums.txt (%s): check the tarball against DAGGER_CLI_SHA256 only", strings.TrimSpace(line))
+		}
+	}
+}
+
+func TestTemplateBaseImageIsServedByTheDevMirror(t *testing.T) {
+	def := find(t, "infra/template.yml", `(?m)^  BaseImage:\n(?:    .*\n)*?    Default: (\S+)`)[0]
+	img := find(t, "dev/versions.env", `(?m)^PYTHON_IMAGE=(\S+)`)[0]
+	if want := "public.ecr.aws/docker/library/" + img; def != want {
+		t.Errorf("infra/template.yml BaseImage defaults to %s; the dev mirror serves %s (dev/env.sh publish_base_image)", def, want)
+	}
+}
+
+func TestBuildspecNamesNoParameterAndCachesGo(t *testing.T) {
+	raw := read(t, "buildspec.yml")
+	var spec struct {
+		Env struct {
+			ParameterStore map[string]string `yaml:"parameter-store"`
+		} `yaml:"env"`
+		Phases map[string]struct {
+			Commands []string `yaml:"commands"`
+		} `yaml:"phases"`
+		Cache struct {
+			Paths []string `yaml:"paths"`
+		} `yaml:"cache"`
+	}
+	if err := yaml.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
+	}
+	if len(spec.Env.ParameterStore) > 0 || strings.Contains(raw, "/webapp/registry") {
+		t.Error("buildspec.yml names SSM parameters: the CodeBuild project's PARAMETER_STORE variables define them (infra/template.yml)")
+	}
+	// Each Go cache the install phase sets (export NAME="${NAME:-PATH}") is under a cache path.
+	set := regexp.MustCompile(`(GOMODCACHE|GOCACHE)="\$\{(?:GOMODCACHE|GOCACHE):-([^}]+)\}"`)
+	found := 0
+	for _, c := range spec.Phases["install"].Commands {
+		for _, m := range set.FindAllStringSubmatch(c, -1) {
+			found++
+			kept := false
+			for _, p := range spec.Cache.Paths {
+				if strings.TrimSuffix(p, "/**/*") == m[2] {
+					kept = true
+				}
+			}
+			if !kept {
+				t.Errorf("%s=%s is not in cache.paths %v: the cache never keeps it", m[1], m[2], spec.Cache.Paths)
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("install sets %d of GOMODCACHE and GOCACHE; want both, so cache.paths can name them", found)
 	}
 }

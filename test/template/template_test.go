@@ -1,0 +1,419 @@
+package template
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The parameter combinations a stack can be created with, each on top of the defaults. Run with
+// -v to see each one's conditions and every role's effective actions and resources:
+//
+//	go test -v -run TestTemplateConditions ./test/template/
+var combos = []struct {
+	name   string
+	params map[string]string
+}{
+	{"default", nil},
+	{"pull login", map[string]string{
+		"PullUsernameParameter": "/webapp/registry/pull-username", "PullPasswordParameter": "/webapp/registry/pull-password"}},
+	{"KMS key", map[string]string{"ParameterKmsKeyArn": kmsKey}},
+	{"ECR (pull login and KMS key also given: both ignored)", map[string]string{"EcrRepositoryName": "acme/webapp",
+		"PullUsernameParameter": "/webapp/registry/pull-username", "PullPasswordParameter": "/webapp/registry/pull-password",
+		"ParameterKmsKeyArn": kmsKey}},
+	{"approval", map[string]string{"RequireApproval": "true", "NotificationEmail": "team@example.com"}},
+	{"load balancer", map[string]string{"LoadBalancerListenerArn": listener, "LoadBalancerVpcId": "vpc-0123456789abcdef0"}},
+	{"codestar-connections ARN, no pull-request builds, artifacts expire", map[string]string{
+		"GitHubConnectionArn": "arn:aws:codestar-connections:us-east-1:123456789012:connection/0123abcd-0123-4567-89ab-0123456789ab",
+		"PullRequestBuilds":   "false", "ArtifactRetentionDays": "400"}},
+}
+
+const (
+	kmsKey     = "arn:aws:kms:us-east-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab"
+	listener   = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/webapp-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"
+	pushUser   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/username"
+	pushPass   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/password"
+	pullUser   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/pull-username"
+	pullPass   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/pull-password"
+	connection = "arn:aws:codeconnections:us-east-1:123456789012:connection/0123abcd-0123-4567-89ab-0123456789ab"
+)
+
+// required parameters (no default) of every combination
+var required = map[string]string{"GitHubConnectionArn": connection, "RepositoryName": "acme/webapp"}
+
+func evaluate(t *testing.T, params map[string]string) *Stack {
+	t.Helper()
+	tpl, err := Load("../../infra/template.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[string]string{}
+	for k, v := range required {
+		all[k] = v
+	}
+	for k, v := range params {
+		all[k] = v
+	}
+	s, err := tpl.Evaluate(all)
+	if err != nil {
+		t.Fatalf("the template does not evaluate: %v", err)
+	}
+	return s
+}
+
+// Statement is one evaluated IAM statement.
+type Statement struct {
+	Sid, Effect        string
+	Actions, Resources []string
+	Condition          string
+}
+
+func strs(v any) []string {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		var out []string
+		for _, i := range x {
+			out = append(out, fmt.Sprint(i))
+		}
+		return out
+	default:
+		return []string{fmt.Sprint(x)}
+	}
+}
+
+func path(v any, keys ...string) any {
+	for _, k := range keys {
+		v = asMap(v)[k]
+	}
+	return v
+}
+
+// statements are a role's inline policy statements, plus its managed policies as statements
+// named "managed".
+func statements(s *Stack, role string) []Statement {
+	r := s.Resources[role]
+	var out []Statement
+	policies, _ := path(r, "Properties", "Policies").([]any)
+	for _, p := range policies {
+		list, _ := path(p, "PolicyDocument", "Statement").([]any)
+		for _, st := range list {
+			m := asMap(st)
+			c := ""
+			if m["Condition"] != nil {
+				c = fmt.Sprint(m["Condition"])
+			}
+			out = append(out, Statement{Sid: fmt.Sprint(m["Sid"]), Effect: fmt.Sprint(m["Effect"]),
+				Actions: strs(m["Action"]), Resources: strs(m["Resource"]), Condition: c})
+		}
+	}
+	for _, arn := range strs(path(r, "Properties", "ManagedPolicyArns")) {
+		out = append(out, Statement{Sid: "managed", Effect: "Allow", Actions: []string{"(managed policy)"}, Resources: []string{arn}})
+	}
+	return out
+}
+
+func roles(s *Stack) []string {
+	var out []string
+	for name, r := range s.Resources {
+		if r["Type"] == "AWS::IAM::Role" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// grants are the (action, resource) pairs a role is allowed.
+func grants(s *Stack, role string) map[string]bool {
+	g := map[string]bool{}
+	for _, st := range statements(s, role) {
+		for _, a := range st.Actions {
+			for _, r := range st.Resources {
+				g[a+" "+r] = true
+			}
+		}
+	}
+	return g
+}
+
+func actionsOn(s *Stack, role, prefix string) []string {
+	var out []string
+	for k := range grants(s, role) {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func env(s *Stack, project string) map[string]string {
+	out := map[string]string{}
+	for _, v := range path(s.Resources[project], "Properties", "Environment", "EnvironmentVariables").([]any) {
+		m := asMap(v)
+		out[fmt.Sprint(m["Name"])] = fmt.Sprint(m["Type"]) + " " + fmt.Sprint(m["Value"])
+	}
+	return out
+}
+
+func stages(s *Stack) []string {
+	var out []string
+	for _, st := range path(s.Resources["Pipeline"], "Properties", "Stages").([]any) {
+		out = append(out, fmt.Sprint(asMap(st)["Name"]))
+	}
+	return out
+}
+
+// report prints what a combination makes: true conditions, every role's statements, the build
+// projects' variables, the pipeline's stages and the deployment group's traffic settings.
+func report(t *testing.T, name string, params map[string]string, s *Stack) {
+	var b strings.Builder
+	var set, conds []string
+	for _, k := range sortedKeys(params) {
+		set = append(set, k+"="+params[k])
+	}
+	for _, k := range sortedKeys(s.Conditions) {
+		if s.Conditions[k] {
+			conds = append(conds, k)
+		}
+	}
+	fmt.Fprintf(&b, "=== %s: %s\n    conditions true: %s\n", name, strings.Join(set, " "), strings.Join(conds, " "))
+	for _, role := range roles(s) {
+		fmt.Fprintf(&b, "  %s\n", role)
+		for _, st := range path(s.Resources[role], "Properties", "AssumeRolePolicyDocument", "Statement").([]any) {
+			fmt.Fprintf(&b, "    %-28s %v %v  if %v\n", "(trust)", asMap(st)["Action"], asMap(st)["Principal"], asMap(st)["Condition"])
+		}
+		for _, st := range statements(s, role) {
+			cond := ""
+			if st.Condition != "" {
+				cond = "  if " + st.Condition
+			}
+			fmt.Fprintf(&b, "    %-28s %s\n    %-28s   on %s%s\n", st.Sid, strings.Join(st.Actions, " "), "", strings.Join(st.Resources, " "), cond)
+		}
+	}
+	for _, p := range []string{"BuildProject", "PullRequestProject"} {
+		if _, ok := s.Resources[p]; !ok {
+			fmt.Fprintf(&b, "  %s: (none)\n", p)
+			continue
+		}
+		e := env(s, p)
+		var vars []string
+		for _, k := range sortedKeys(e) {
+			vars = append(vars, k+"="+strings.Replace(e[k], "PLAINTEXT ", "", 1))
+		}
+		fmt.Fprintf(&b, "  %s env: %s\n", p, strings.Join(vars, " "))
+	}
+	dg := asMap(s.Resources["DeploymentGroup"]["Properties"])
+	fmt.Fprintf(&b, "  Pipeline stages: %s\n  DeploymentGroup: %v, target groups %v, alarms %v, rollback on %v\n",
+		strings.Join(stages(s), " -> "), path(dg, "DeploymentStyle", "DeploymentOption"),
+		path(dg, "LoadBalancerInfo", "TargetGroupInfoList"), path(dg, "AlarmConfiguration", "Alarms"),
+		path(dg, "AutoRollbackConfiguration", "Events"))
+	t.Log("\n" + b.String())
+}
+
+func TestTemplateConditions(t *testing.T) {
+	for _, c := range combos {
+		t.Run(c.name, func(t *testing.T) {
+			s := evaluate(t, c.params)
+			report(t, c.name, c.params, s)
+			check(t, c.name, s)
+		})
+	}
+}
+
+func want(t *testing.T, what string, ok bool) {
+	t.Helper()
+	if !ok {
+		t.Error(what)
+	}
+}
+
+func has(g map[string]bool, pairs ...string) bool {
+	for _, p := range pairs {
+		if !g[p] {
+			return false
+		}
+	}
+	return true
+}
+
+// check asserts what each combination must and must not grant or build.
+func check(t *testing.T, name string, s *Stack) {
+	ecr, pull := s.Conditions["UseEcr"], s.Conditions["HasPullLogin"]
+	kms := s.Params["ParameterKmsKeyArn"] != ""
+	build, inst, pipe := grants(s, "CodeBuildRole"), grants(s, "InstanceRole"), grants(s, "CodePipelineRole")
+
+	// Invariants: no wildcard action; "*" only for ecr:GetAuthorizationToken; no role can
+	// write to SSM, KMS or IAM.
+	for _, role := range roles(s) {
+		for g := range grants(s, role) {
+			a, r, _ := strings.Cut(g, " ")
+			want(t, role+" grants a wildcard action: "+g, !strings.Contains(a, "*"))
+			want(t, role+` grants on "*" more than ecr:GetAuthorizationToken: `+g, r != "*" || a == "ecr:GetAuthorizationToken")
+			for _, w := range []string{"ssm:Put", "ssm:Delete", "kms:Encrypt", "kms:Create", "iam:"} {
+				want(t, role+" may "+g, !strings.HasPrefix(a, w))
+			}
+		}
+	}
+
+	// Finding 2: the pipeline role has what AWS's minimum artifact-store policy lists, and StopBuild.
+	want(t, "pipeline role lacks s3:PutObjectAcl / s3:GetBucketAcl / codebuild:StopBuild",
+		has(pipe, "s3:PutObjectAcl <ArtifactBucket.Arn>/*", "s3:GetBucketAcl <ArtifactBucket.Arn>", "codebuild:StopBuild <BuildProject.Arn>"))
+	// Finding 8: every service role's trust is for this account only (EC2's has no source).
+	for _, role := range []string{"CodePipelineRole", "CodeBuildRole", "CodeDeployRole"} {
+		trust := fmt.Sprint(path(s.Resources[role], "Properties", "AssumeRolePolicyDocument"))
+		want(t, role+" trust lacks aws:SourceAccount", strings.Contains(trust, "aws:SourceAccount:123456789012"))
+	}
+	want(t, "CodeDeployRole trust is not for the stack's deployment group", strings.Contains(
+		fmt.Sprint(path(s.Resources["CodeDeployRole"], "Properties", "AssumeRolePolicyDocument")),
+		"aws:SourceArn:arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:webapp-app/webapp-instances"))
+
+	ssmBuild, ssmInst := actionsOn(s, "CodeBuildRole", "ssm:"), actionsOn(s, "InstanceRole", "ssm:")
+	e := env(s, "BuildProject")
+	if ecr {
+		want(t, "ECR: a role still reads SSM: "+strings.Join(append(ssmBuild, ssmInst...), ", "), len(ssmBuild)+len(ssmInst) == 0)
+		want(t, "ECR: a kms:Decrypt grant is left", len(actionsOn(s, "CodeBuildRole", "kms:"))+len(actionsOn(s, "InstanceRole", "kms:")) == 0)
+		want(t, "ECR: the build cannot log in and push to the repository", has(build, "ecr:GetAuthorizationToken *",
+			"ecr:PutImage <EcrRepository.Arn>", "ecr:CompleteLayerUpload <EcrRepository.Arn>", "ecr:BatchGetImage <EcrRepository.Arn>"))
+		want(t, "ECR: the instances cannot log in and pull", has(inst, "ecr:GetAuthorizationToken *",
+			"ecr:BatchGetImage <EcrRepository.Arn>", "ecr:GetDownloadUrlForLayer <EcrRepository.Arn>"))
+		for _, a := range actionsOn(s, "InstanceRole", "ecr:") {
+			want(t, "ECR: the instances may push: "+a, !strings.Contains(a, "Upload") && !strings.Contains(a, "PutImage"))
+		}
+		want(t, "ECR: BUILD_IMAGE_REPO is not the repository", e["BUILD_IMAGE_REPO"] == "PLAINTEXT <EcrRepository.RepositoryUri>")
+		want(t, "ECR: BUILD_REGISTRY_LOGIN is not ecr", e["BUILD_REGISTRY_LOGIN"] == "PLAINTEXT ecr")
+		for k := range e {
+			want(t, "ECR: the project still names an SSM login: "+k, !strings.Contains(k, "PARAM") && !strings.HasSuffix(k, "_MASKED"))
+		}
+		repo := asMap(s.Resources["EcrRepository"]["Properties"])
+		var lifecycle struct{ Rules []map[string]any }
+		if err := json.Unmarshal([]byte(fmt.Sprint(path(repo, "LifecyclePolicy", "LifecyclePolicyText"))), &lifecycle); err != nil || len(lifecycle.Rules) != 1 {
+			t.Errorf("ECR lifecycle policy is not JSON with one rule: %v", err)
+		}
+		want(t, "ECR repository: not scan on push, immutable, KMS, with a lifecycle policy",
+			path(repo, "ImageScanningConfiguration", "ScanOnPush") == "true" && repo["ImageTagMutability"] == "IMMUTABLE" &&
+				path(repo, "EncryptionConfiguration", "EncryptionType") == "KMS" &&
+				strings.Contains(fmt.Sprint(path(repo, "LifecyclePolicy", "LifecyclePolicyText")), `"countNumber": 100`))
+	} else {
+		// Finding 1: the build reads the PUSH login, whatever the instances get.
+		want(t, fmt.Sprintf("the build role reads %v, want exactly the push login", ssmBuild),
+			len(ssmBuild) == 4 && has(build, "ssm:GetParameters "+pushUser, "ssm:GetParameters "+pushPass))
+		pu, pp := pushUser, pushPass
+		if pull {
+			pu, pp = pullUser, pullPass
+		}
+		want(t, fmt.Sprintf("the instance role reads %v, want exactly %s and %s", ssmInst, pu, pp),
+			len(ssmInst) == 4 && has(inst, "ssm:GetParameter "+pu, "ssm:GetParameter "+pp))
+		want(t, "the project's PARAMETER_STORE variables are not the push login",
+			e["REGISTRY_USERNAME_MASKED"] == "PARAMETER_STORE /webapp/registry/username" &&
+				e["REGISTRY_PASSWORD_MASKED"] == "PARAMETER_STORE /webapp/registry/password" &&
+				e["BUILD_REGISTRY_PASSWORD_PARAM"] == "PLAINTEXT /webapp/registry/password")
+		want(t, "BUILD_PULL_*_PARAM are not what the instance role may read",
+			"arn:aws:ssm:us-east-1:123456789012:parameter"+strings.TrimPrefix(e["BUILD_PULL_PASSWORD_PARAM"], "PLAINTEXT ") == pp)
+		want(t, "no ECR grant without ECR", len(actionsOn(s, "CodeBuildRole", "ecr:"))+len(actionsOn(s, "InstanceRole", "ecr:")) == 0)
+		want(t, "SSM login: BUILD_REGISTRY_LOGIN is not ssm", e["BUILD_REGISTRY_LOGIN"] == "PLAINTEXT ssm")
+		want(t, "kms:Decrypt (via SSM) on the key exactly when a key is given",
+			kms == has(build, "kms:Decrypt "+kmsKey) && kms == has(inst, "kms:Decrypt "+kmsKey))
+	}
+	for _, st := range append(statements(s, "CodeBuildRole"), statements(s, "InstanceRole")...) {
+		if st.Sid == "DecryptRegistryCredentials" {
+			want(t, "kms:Decrypt without kms:ViaService ssm", strings.Contains(st.Condition, "kms:ViaService:ssm.us-east-1.amazonaws.com"))
+		}
+	}
+
+	// Pull requests: checks only, a role that can do nothing else.
+	if s.Conditions["HasPullRequestBuilds"] {
+		pr := env(s, "PullRequestProject")
+		want(t, "the pull-request project does not run checks only", pr["BUILD_SUBCOMMAND"] == "PLAINTEXT checks" && pr["BUILD_IMAGE_REPO"] == "")
+		want(t, "the pull-request project has artifacts", path(s.Resources["PullRequestProject"], "Properties", "Artifacts", "Type") == "NO_ARTIFACTS")
+		for g := range grants(s, "PullRequestBuildRole") {
+			ok := false
+			for _, p := range []string{"logs:", "codebuild:CreateReport", "codebuild:UpdateReport", "codebuild:BatchPutTestCases",
+				"codeconnections:GetConnection", "codestar-connections:GetConnection"} {
+				ok = ok || strings.HasPrefix(g, p)
+			}
+			want(t, "the pull-request role may "+g, ok)
+		}
+	} else {
+		_, ok := s.Resources["PullRequestProject"]
+		want(t, "PullRequestBuilds=false still makes the pull-request project", !ok)
+	}
+	want(t, "BuildProject does not run all", e["BUILD_SUBCOMMAND"] == "PLAINTEXT all")
+
+	// Approval: a stage before Deploy, its request to the topic.
+	st := strings.Join(stages(s), " ")
+	if s.Conditions["HasApproval"] {
+		want(t, "stages "+st+", want Source Build Approve Deploy", st == "Source Build Approve Deploy")
+		want(t, "the pipeline role cannot publish the approval request", has(pipe, "sns:Publish <NotificationTopic>"))
+	} else {
+		want(t, "stages "+st+", want Source Build Deploy", st == "Source Build Deploy")
+		want(t, "sns:Publish without an approval stage", len(actionsOn(s, "CodePipelineRole", "sns:")) == 0)
+	}
+
+	// Load balancer: traffic control, the alarms in the group, rollback on alarm.
+	dg := asMap(s.Resources["DeploymentGroup"]["Properties"])
+	events := fmt.Sprint(path(dg, "AutoRollbackConfiguration", "Events"))
+	if s.Conditions["HasTrafficControl"] {
+		want(t, "no traffic control with a listener", path(dg, "DeploymentStyle", "DeploymentOption") == "WITH_TRAFFIC_CONTROL")
+		want(t, "the target group is not the group's", fmt.Sprint(path(dg, "LoadBalancerInfo", "TargetGroupInfoList")) == "[map[Name:<TrafficTargetGroup.TargetGroupName>]]")
+		want(t, "the alarms are not in the group's AlarmConfiguration",
+			fmt.Sprint(path(dg, "AlarmConfiguration")) == "map[Alarms:[map[Name:<Target5xxAlarm>] map[Name:<UnhealthyHostsAlarm>]] Enabled:true IgnorePollAlarmFailure:false]")
+		want(t, "no rollback on alarm: "+events, strings.Contains(events, "DEPLOYMENT_STOP_ON_ALARM"))
+		dims := fmt.Sprint(path(s.Resources["Target5xxAlarm"], "Properties", "Dimensions"))
+		want(t, "the 5xx alarm's dimensions "+dims, dims == "[map[Name:LoadBalancer Value:app/webapp-alb/50dc6c495c0c9188] map[Name:TargetGroup Value:<TrafficTargetGroup.TargetGroupFullName>]]")
+		attrs := fmt.Sprint(path(s.Resources["TrafficTargetGroup"], "Properties", "TargetGroupAttributes"))
+		want(t, "deregistration delay "+attrs, attrs == "[map[Key:deregistration_delay.timeout_seconds Value:15]]")
+	} else {
+		want(t, "traffic control without a listener", path(dg, "DeploymentStyle", "DeploymentOption") == "WITHOUT_TRAFFIC_CONTROL" &&
+			path(dg, "LoadBalancerInfo") == nil && path(dg, "AlarmConfiguration") == nil && !strings.Contains(events, "ALARM"))
+	}
+
+	// Finding 5: artifacts are kept unless a retention is asked for.
+	rule := fmt.Sprint(path(s.Resources["ArtifactBucket"], "Properties", "LifecycleConfiguration", "Rules"))
+	want(t, "artifact expiry "+rule, strings.Contains(rule, "ExpirationInDays") == (s.Params["ArtifactRetentionDays"] != "0"))
+	// Outputs: the optional ones exactly with their option.
+	for out, cond := range map[string]string{"EcrRepositoryUri": "UseEcr", "TargetGroupArn": "HasTrafficControl", "PullRequestProjectName": "HasPullRequestBuilds"} {
+		_, ok := s.Outputs[out]
+		want(t, fmt.Sprintf("output %s present=%v, condition %s=%v", out, ok, cond, s.Conditions[cond]), ok == s.Conditions[cond])
+	}
+	// Notifications: the topic and its rules are always there; the mail only when given.
+	_, mail := s.Resources["NotificationEmailSubscription"]
+	want(t, "mail subscription iff NotificationEmail", mail == (s.Params["NotificationEmail"] != ""))
+	for _, r := range []string{"NotificationTopic", "PipelineNotifications", "DeploymentNotifications"} {
+		_, ok := s.Resources[r]
+		want(t, "no "+r, ok)
+	}
+}
+
+// TestRulesRefuseHalfSettings: the template's Rules refuse what the conditions cannot mean.
+func TestRulesRefuseHalfSettings(t *testing.T) {
+	tpl, err := Load("../../infra/template.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		params map[string]string
+		err    string
+	}{
+		"pull user only": {map[string]string{"PullUsernameParameter": "/p/u"}, "rule PullLoginNeedsBoth"},
+		"listener only":  {map[string]string{"LoadBalancerListenerArn": listener}, "rule TrafficControlNeedsVpc"},
+		"bad base image": {map[string]string{"BaseImage": "Python:Latest"}, "parameter BaseImage"},
+		"bad email":      {map[string]string{"NotificationEmail": "nobody"}, "parameter NotificationEmail"},
+	} {
+		all := map[string]string{}
+		for k, v := range required {
+			all[k] = v
+		}
+		for k, v := range c.params {
+			all[k] = v
+		}
+		_, err := tpl.Evaluate(all)
+		if err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s: err = %v, want %s", name, err, c.err)
+		}
+	}
+}
