@@ -13,6 +13,7 @@ type ImageEnv struct {
 	ImageTag              string // repo:revision, for humans
 	Revision              string
 	Registry              string
+	RegistryLogin         string // "ecr" (the instance role's token) or "ssm" (the two parameters)
 	RegistryUsernameParam string
 	RegistryPasswordParam string
 	AWSRegion             string
@@ -37,13 +38,20 @@ func (e ImageEnv) Render() (string, error) {
 		{"IMAGE_TAG", e.ImageTag},
 		{"REVISION", e.Revision},
 		{"REGISTRY", e.Registry},
-		{"REGISTRY_USERNAME_PARAM", e.RegistryUsernameParam},
-		{"REGISTRY_PASSWORD_PARAM", e.RegistryPasswordParam},
+		{"REGISTRY_LOGIN", or(e.RegistryLogin, "ssm")},
+	}
+	if e.RegistryLogin != "ecr" { // ECR: the instance role's token, no parameters to read
+		kv = append(kv, [][2]string{
+			{"REGISTRY_USERNAME_PARAM", e.RegistryUsernameParam},
+			{"REGISTRY_PASSWORD_PARAM", e.RegistryPasswordParam},
+		}...)
+	}
+	kv = append(kv, [][2]string{
 		{"AWS_REGION", e.AWSRegion},
 		{"CONTAINER_NAME", e.ContainerName},
 		{"CONTAINER_PORT", fmt.Sprint(e.ContainerPort)},
 		{"HEALTH_PATH", e.HealthPath},
-	}
+	}...)
 	if e.ContainerPort < 1 || e.ContainerPort > 65535 {
 		return "", fmt.Errorf("image.env: CONTAINER_PORT %d is not a port", e.ContainerPort)
 	}
@@ -68,4 +76,11 @@ func RegistryHost(repo string) string {
 		return host
 	}
 	return "docker.io"
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

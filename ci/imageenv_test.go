@@ -19,11 +19,17 @@ func TestImageEnvRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "IMAGE=127.0.0.1:5001/webapp@" + digest + "\n" +
-		"IMAGE_TAG=127.0.0.1:5001/webapp:abc123\nREVISION=abc123\nREGISTRY=127.0.0.1:5001\n" +
+		"IMAGE_TAG=127.0.0.1:5001/webapp:abc123\nREVISION=abc123\nREGISTRY=127.0.0.1:5001\nREGISTRY_LOGIN=ssm\n" +
 		"REGISTRY_USERNAME_PARAM=/webapp/registry/username\nREGISTRY_PASSWORD_PARAM=/webapp/registry/password\n" +
 		"AWS_REGION=us-east-1\nCONTAINER_NAME=webapp\nCONTAINER_PORT=8080\nHEALTH_PATH=/healthz\n"
 	if got != want {
 		t.Errorf("Render =\n%s\nwant\n%s", got, want)
+	}
+
+	ecr := env
+	ecr.RegistryLogin, ecr.RegistryUsernameParam, ecr.RegistryPasswordParam = "ecr", "", ""
+	if got, err := ecr.Render(); err != nil || strings.Contains(got, "_PARAM") || !strings.Contains(got, "REGISTRY_LOGIN=ecr\n") {
+		t.Errorf("ecr login: %q, %v", got, err)
 	}
 
 	bad := env

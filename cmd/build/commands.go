@@ -9,7 +9,9 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/acme/webapp-pipeline/ci"
 	"github.com/acme/webapp-pipeline/internal/build"
+	"github.com/acme/webapp-pipeline/internal/ecrauth"
 	"github.com/acme/webapp-pipeline/internal/gitx"
 )
 
@@ -60,6 +62,7 @@ func (f *RevisionFlags) resolve(ctx context.Context, source string) error {
 // PublishFlags say where the image goes and where the registry credentials are.
 type PublishFlags struct {
 	ImageRepo             string `help:"Image repository to push to, e.g. 127.0.0.1:5001/webapp (tag = revision)." env:"BUILD_IMAGE_REPO" placeholder:"REPO"`
+	RegistryLogin         string `help:"How the build logs in to the registry: ecr (a token from the AWS credential chain, no stored password), ssm (username and password from the two SSM parameters), auto (ecr for an ECR registry, else ssm) (default: ${default})." env:"BUILD_REGISTRY_LOGIN" enum:"auto,ssm,ecr" default:"auto"`
 	RegistryUsernameParam string `help:"SSM parameter (SecureString) holding the registry username." env:"BUILD_REGISTRY_USERNAME_PARAM" placeholder:"NAME"`
 	RegistryPasswordParam string `help:"SSM parameter (SecureString) holding the registry password." env:"BUILD_REGISTRY_PASSWORD_PARAM" placeholder:"NAME"`
 	PullUsernameParam     string `help:"SSM parameter the INSTANCES read the registry username from, written into image.env (default: --registry-username-param). Give instances a pull-only login here." env:"BUILD_PULL_USERNAME_PARAM" placeholder:"NAME"`
@@ -74,6 +77,8 @@ func (f PublishFlags) Validate() error {
 		return errors.New("--image-repo (or BUILD_IMAGE_REPO) is required: the repository to push to, e.g. 127.0.0.1:5001/webapp")
 	case strings.ContainsAny(f.ImageRepo, "@ ") || strings.Contains(f.ImageRepo[strings.LastIndex(f.ImageRepo, "/")+1:], ":"):
 		return fmt.Errorf("--image-repo %q must be a repository without tag or digest, e.g. 127.0.0.1:5001/webapp", f.ImageRepo)
+	case f.login() == build.LoginECR:
+		return nil // the role's token: no parameters
 	case f.RegistryUsernameParam == "":
 		return errors.New("--registry-username-param (or BUILD_REGISTRY_USERNAME_PARAM) is required: the SSM parameter holding the registry username")
 	case f.RegistryPasswordParam == "":
@@ -82,8 +87,19 @@ func (f PublishFlags) Validate() error {
 	return nil
 }
 
+// login resolves auto: an ECR registry gets the token, any other the SSM login.
+func (f PublishFlags) login() string {
+	switch {
+	case f.RegistryLogin == build.LoginECR || f.RegistryLogin == build.LoginSSM:
+		return f.RegistryLogin
+	case ecrauth.IsECR(ci.RegistryHost(f.ImageRepo)):
+		return build.LoginECR
+	}
+	return build.LoginSSM
+}
+
 func (f PublishFlags) publish() build.Publish {
-	return build.Publish{ImageRepo: f.ImageRepo, RegistryUsernameParam: f.RegistryUsernameParam,
+	return build.Publish{ImageRepo: f.ImageRepo, Login: f.login(), RegistryUsernameParam: f.RegistryUsernameParam,
 		RegistryPasswordParam: f.RegistryPasswordParam, PullUsernameParam: f.PullUsernameParam,
 		PullPasswordParam: f.PullPasswordParam, Region: f.Region}
 }
@@ -120,6 +136,21 @@ func (c *TestCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *bu
 		return err
 	}
 	return build.Test(ctx, b)
+}
+
+// ChecksCmd is lint ∥ test: what a pull request gets (no image, no push, no bundle).
+type ChecksCmd struct {
+	AppFlags `embed:""`
+	Out      string `help:"Artifacts directory: reports/ (JUnit XML) is replaced atomically (default: ${default})." env:"BUILD_OUT" default:"dist" placeholder:"DIR"`
+}
+
+// Run lints and tests the app at once and writes their reports.
+func (c *ChecksCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
+	b, err := c.build(g, log, rep)
+	if err != nil {
+		return err
+	}
+	return build.Checks(ctx, b, c.Out)
 }
 
 // ImageCmd builds the runtime image.

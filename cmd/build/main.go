@@ -30,6 +30,7 @@ type CLI struct {
 
 	Lint      LintCmd      `cmd:"" help:"Run the app's lint command (flake8 by default)."`
 	Test      TestCmd      `cmd:"" help:"Run the app's test command (pytest by default)."`
+	Checks    ChecksCmd    `cmd:"" help:"Lint and test at once, JUnit reports in --out/reports: what a pull request gets (no image, no push)."`
 	Image     ImageCmd     `cmd:"" help:"Build the image and smoke-test it (optionally export it as an OCI tarball)."`
 	Publish   PublishCmd   `cmd:"" help:"Lint, test, build, smoke-test and push the image; write the artifacts directory."`
 	Check     CheckCmd     `cmd:"" help:"Validate a CodeDeploy bundle directory (and optionally a buildspec)."`

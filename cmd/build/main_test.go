@@ -14,7 +14,7 @@ var update = flag.Bool("update", false, "rewrite testdata/help/*.txt")
 // TestHelp golden-tests the --help output of the root and every command.
 func TestHelp(t *testing.T) {
 	t.Setenv("COLUMNS", "80") // kong wraps help to the terminal width
-	for _, cmd := range []string{"", "lint", "test", "image", "publish", "check", "all", "shell", "reproduce"} {
+	for _, cmd := range []string{"", "lint", "test", "checks", "image", "publish", "check", "all", "shell", "reproduce"} {
 		name := cmd
 		if name == "" {
 			name = "root"

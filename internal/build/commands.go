@@ -2,7 +2,9 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/acme/webapp-pipeline/ci"
@@ -27,6 +29,25 @@ func Test(ctx context.Context, b Build) error {
 	}
 	defer p.close()
 	_, err = p.test(ctx)
+	return err
+}
+
+// Checks runs lint and test at once (what a pull request gets) and replaces
+// out/reports with their JUnit reports, atomically, pass or fail.
+func Checks(ctx context.Context, b Build, out string) error {
+	p, err := connect(ctx, b)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	reports, err := p.checks(ctx)
+	if len(reports) > 0 {
+		dir := filepath.Join(out, "reports")
+		if werr := writeDirAtomic(dir, func(tmp string) error { return writeFiles(tmp, reports) }); werr != nil {
+			return errors.Join(err, fmt.Errorf("write reports: %w", werr))
+		}
+		b.Report.inv.reports = dir
+	}
 	return err
 }
 

@@ -16,6 +16,7 @@ import (
 	"dagger.io/dagger"
 
 	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/ecrauth"
 	"github.com/acme/webapp-pipeline/internal/gitx"
 	"github.com/acme/webapp-pipeline/internal/ocipush"
 	"github.com/acme/webapp-pipeline/internal/ssmparam"
@@ -40,9 +41,16 @@ type buildInfo struct {
 	Steps        []step `json:"steps"`
 }
 
+// Registry logins.
+const (
+	LoginSSM = "ssm" // username and password from SSM Parameter Store (any registry)
+	LoginECR = "ecr" // an ECR authorization token from the AWS credential chain (no stored password)
+)
+
 // Publish says where the image goes and where the registry credentials are.
 type Publish struct {
 	ImageRepo             string // repository to push to (tag = revision)
+	Login                 string // LoginSSM or LoginECR
 	RegistryUsernameParam string // SSM parameters the build reads the push login from
 	RegistryPasswordParam string
 	PullUsernameParam     string // ... and the instances the pull login (default: the push ones)
@@ -74,7 +82,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 	}
 	rep.inv.revision = revision
 	inputs := func() (string, error) {
-		return inputsKey(b.Source, b.App, fmt.Sprint(check), revision, pf.ImageRepo,
+		return inputsKey(b.Source, b.App, fmt.Sprint(check), revision, pf.ImageRepo, pf.Login,
 			pf.RegistryUsernameParam, pf.RegistryPasswordParam, pf.PullUsernameParam, pf.PullPasswordParam,
 			regionOf(pf), fmt.Sprint(sourceDateEpoch(ctx, b.Source)))
 	}
@@ -184,6 +192,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 		rep.image = facts
 		env, err := ci.ImageEnv{
 			Image: ref, ImageTag: tag, Revision: revision, Registry: registry,
+			RegistryLogin:         pf.Login,
 			RegistryUsernameParam: or(pf.PullUsernameParam, pf.RegistryUsernameParam),
 			RegistryPasswordParam: or(pf.PullPasswordParam, pf.RegistryPasswordParam),
 			AWSRegion:             regionOf(pf), ContainerName: p.app.Name, ContainerPort: p.app.Port,
@@ -225,8 +234,12 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 	return nil
 }
 
-// registryCreds reads the registry username and password from SSM.
+// registryCreds are the push login: an ECR token from the credential chain,
+// or the username and password from SSM.
 func registryCreds(ctx context.Context, pf Publish) (user, password string, err error) {
+	if pf.Login == LoginECR {
+		return ecrauth.Credentials(ctx, pf.Region, ci.RegistryHost(pf.ImageRepo))
+	}
 	r, err := ssmparam.New(ctx, pf.Region)
 	if err != nil {
 		return "", "", err
@@ -243,6 +256,16 @@ func registryCreds(ctx context.Context, pf Publish) (user, password string, err 
 // publishError makes a rejected login one clear line; nothing was pushed.
 func publishError(registry string, pf Publish, err error) error {
 	msg := strings.ToLower(err.Error())
+	if strings.Contains(msg, "immutable") || strings.Contains(msg, "already exists") {
+		return fmt.Errorf("registry %s refused the tag: it already names another digest and the repository's tags are immutable (this commit rebuilt to a different image): push a new commit (nothing was published)", registry)
+	}
+	if pf.Login == LoginECR {
+		for _, s := range []string{"401", "unauthorized", "403", "denied"} {
+			if strings.Contains(msg, s) {
+				return fmt.Errorf("ECR %s refused the push with this role's token: the role needs ecr:InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload, PutImage and BatchCheckLayerAvailability on the repository (nothing was published)", registry)
+			}
+		}
+	}
 	for _, s := range []string{"401", "unauthorized", "authentication required", "403", "denied"} {
 		if strings.Contains(msg, s) {
 			return fmt.Errorf("registry %s rejected the credentials from SSM parameters %s and %s: fix their values (nothing was published)",

@@ -91,7 +91,7 @@ type stepFailure struct {
 func (f *stepFailure) Error() string { return f.Err.Error() }
 func (f *stepFailure) Unwrap() error { return f.Err }
 
-const defaultBaseImage = "python:3.13-slim"
+const defaultBaseImage = "public.ecr.aws/docker/library/python:3.13-slim"
 
 // NewReport is a report printed to w (stderr).
 func NewReport(w io.Writer) *Report {

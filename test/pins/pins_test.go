@@ -73,11 +73,19 @@ func TestDaggerCLIHashIsPinned(t *testing.T) {
 	}
 }
 
-func TestTemplateBaseImageIsServedByTheDevMirror(t *testing.T) {
-	def := find(t, "infra/template.yml", `(?m)^  BaseImage:\n(?:    .*\n)*?    Default: (\S+)`)[0]
+// The build program's default base image (the app contract's base-image), the sample's
+// pipeline.yml and the dev mirror agree; the template leaves the choice to the app unless told.
+func TestDefaultBaseImageIsServedByTheDevMirror(t *testing.T) {
 	img := find(t, "dev/versions.env", `(?m)^PYTHON_IMAGE=(\S+)`)[0]
-	if want := "public.ecr.aws/docker/library/" + img; def != want {
-		t.Errorf("infra/template.yml BaseImage defaults to %s; the dev mirror serves %s (dev/env.sh publish_base_image)", def, want)
+	want := "public.ecr.aws/docker/library/" + img
+	if def := find(t, "cmd/build/config.go", `env:"BUILD_BASE_IMAGE"[^\n]*default:"([^"]+)"`)[0]; def != want {
+		t.Errorf("cmd/build --base-image defaults to %s; the dev mirror serves %s (dev/env.sh publish_base_image)", def, want)
+	}
+	if got := find(t, "pipeline.yml", `(?m)^base-image: (\S+)`)[0]; got != want {
+		t.Errorf("pipeline.yml base-image is %s, want %s", got, want)
+	}
+	if def := find(t, "infra/template.yml", `(?m)^  BaseImage:\n(?:    .*\n)*?    Default: (\S+)`)[0]; def != `""` {
+		t.Errorf("infra/template.yml BaseImage defaults to %s: it would override every app's pipeline.yml; want \"\"", def)
 	}
 }
 
