@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -77,17 +78,16 @@ func NewKMSSigner(ctx context.Context, ref, region string) (*KMSSigner, error) {
 		return nil, fmt.Errorf("signing key %s: kms:GetPublicKey failed (does the key exist in region %s, and may this role use it?): %s",
 			ref, cfg.Region, oneLine(err))
 	}
-	if out.KeyUsage != kmstypes.KeyUsageTypeSignVerify || out.KeySpec != kmstypes.KeySpecEccNistP256 {
-		return nil, fmt.Errorf("signing key %s is a %s %s key: create an asymmetric ECC_NIST_P256 SIGN_VERIFY key (what cosign verifies)",
-			ref, out.KeySpec, out.KeyUsage)
+	// The key's kind, from its public half (moto fills only the deprecated CustomerMasterKeySpec).
+	spec := string(out.KeySpec)
+	if spec == "" {
+		spec = string(out.CustomerMasterKeySpec) //nolint:staticcheck // what moto returns
 	}
 	pub, err := x509.ParsePKIXPublicKey(out.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("signing key %s: public key: %w", ref, err)
-	}
 	ec, ok := pub.(*ecdsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("signing key %s: public key is %T, want ECDSA", ref, pub)
+	if err != nil || !ok || ec.Curve != elliptic.P256() || out.KeyUsage != kmstypes.KeyUsageTypeSignVerify {
+		return nil, fmt.Errorf("signing key %s is a %s %s key: create an asymmetric ECC_NIST_P256 SIGN_VERIFY key (what cosign verifies)",
+			ref, spec, out.KeyUsage)
 	}
 	s.pub = ec
 	if _, err := s.Sign(ctx, []byte("webapp-pipeline signing probe")); err != nil {
