@@ -46,8 +46,10 @@ verify_image() {
   log "verified $IMAGE: signed by $SIGNING_KEY, provenance names $SOURCE_REPOSITORY"
 }
 
+# verify_refuse REASON: remove what it pulled (unless a container uses it), then fail the hook.
 verify_refuse() {
   rm -rf "$VERIFY_DIR"
+  docker image rm "$IMAGE" >/dev/null 2>&1 || true
   die "refusing $IMAGE: $1"
 }
 
@@ -66,5 +68,6 @@ verify_login() {
 verify_reason() {
   local line
   line=$(printf '%s\n' "$1" | grep -v '^WARNING' | grep . | tail -n 1)
+  line=${line#error during command execution: }
   printf '%s' "${line:0:300}"
 }

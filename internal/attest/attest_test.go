@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log"
@@ -160,6 +161,23 @@ func TestAttachWritesCosignTagsThatVerify(t *testing.T) {
 		_, blobs = fetchLayers(t, res.SBOM)
 		if !bytes.Equal(blobs[0], sbom) {
 			t.Fatal("the .sbom image does not hold the SBOM")
+		}
+
+		// The canary: nothing pushed or returned holds the private key.
+		var all bytes.Buffer
+		all.Write(res.Statement)
+		all.Write(res.Envelope)
+		for _, tag := range []string{res.Signature, res.Attestations, res.SBOM} {
+			_, blobs := fetchLayers(t, tag)
+			for _, b := range blobs {
+				all.Write(b)
+			}
+		}
+		d := key.Key.D.Bytes()
+		for _, secret := range [][]byte{d, []byte(base64.StdEncoding.EncodeToString(d)), []byte(hex.EncodeToString(d))} {
+			if bytes.Contains(all.Bytes(), secret) {
+				t.Fatal("the private key is in an attachment")
+			}
 		}
 
 		if referrers {
