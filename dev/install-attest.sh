@@ -16,15 +16,30 @@ KEY_ALIAS=alias/webapp-signing
 log() { printf 'dev/install-attest: %s\n' "$*" >&2; }
 die() { printf 'dev/install-attest: error: %s\n' "$*" >&2; exit 1; }
 
-# ensure_kms_key: the signing key, once per moto process (moto keeps keys in memory).
+# ensure_kms_key RUN_DIR: the signing key, once per moto process (moto keeps keys in memory).
 ensure_kms_key() {
-  local aws=("$WEBAPP_DEV_TOOLS/aws" --region "$AWS_REGION") id
-  "${aws[@]}" kms describe-key --key-id "$KEY_ALIAS" >/dev/null 2>&1 && return 0
-  id=$("${aws[@]}" kms create-key --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY \
-    --description "webapp-pipeline image signing (dev)" --query KeyMetadata.KeyId --output text) ||
-    die "moto KMS create-key failed"
-  "${aws[@]}" kms create-alias --alias-name "$KEY_ALIAS" --target-key-id "$id" || die "moto KMS create-alias failed"
-  log "created the signing key $KEY_ALIAS ($id) in moto's KMS"
+  local aws=("$WEBAPP_DEV_TOOLS/aws" --region "$AWS_REGION") id stamp=$1/kms.seeded seeded
+  seeded=$(cat "$1/moto.pid" 2>/dev/null)
+  [ -n "$seeded" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$seeded" ] && return 0
+  if ! "${aws[@]}" kms describe-key --key-id "$KEY_ALIAS" >/dev/null 2>&1; then
+    id=$("${aws[@]}" kms create-key --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY \
+      --description "webapp-pipeline image signing (dev)" --query KeyMetadata.KeyId --output text) ||
+      die "moto KMS create-key failed"
+    "${aws[@]}" kms create-alias --alias-name "$KEY_ALIAS" --target-key-id "$id" || die "moto KMS create-alias failed"
+    log "created the signing key $KEY_ALIAS ($id) in moto's KMS"
+  fi
+  echo "$seeded" > "$stamp"
+}
+
+# prune_stale_tools: cached builds of versions no longer pinned.
+prune_stale_tools() {
+  local cache=${WEBAPP_DEV_CACHE:-/var/cache/webapp-dev} entry
+  for entry in "$cache"/cosign-* "$cache"/syft-*; do
+    [ -d "$entry" ] || continue
+    case $entry in */cosign-"$COSIGN_VERSION" | */syft-"$SYFT_VERSION") continue ;; esac
+    log "removing stale cache entry $entry"
+    rm -rf "$entry"
+  done
 }
 
 main() {
@@ -37,9 +52,10 @@ main() {
     "-X main.version=$SYFT_VERSION")
   cosign=$(bash "$ROOT/dev/install-gotool.sh" cosign github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION" \
     "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION")
+  prune_stale_tools
   kms_url=${AWS_ENDPOINT_URL_SSM:?the env file names no moto endpoint}
   export AWS_ENDPOINT_URL_KMS=$kms_url
-  ensure_kms_key
+  ensure_kms_key "$(dirname "$env_file")"
   grep -q '^export BUILD_SIGNING_KEY=' "$env_file" && return 0
   (umask 077; {
     cat "$env_file"
