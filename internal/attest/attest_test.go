@@ -145,7 +145,7 @@ func TestAttachWritesCosignTagsThatVerify(t *testing.T) {
 		if err := json.Unmarshal(blobs[0], &env); err != nil {
 			t.Fatal(err)
 		}
-		ev, _ := dsse.NewEnvelopeVerifier(verifier{&key.Key.PublicKey})
+		ev, _ := dsse.NewEnvelopeVerifier(ecdsaVerifier{&key.Key.PublicKey})
 		if _, err := ev.Verify(ctx, &env); err != nil {
 			t.Fatalf("the envelope does not verify: %v", err)
 		}
@@ -193,17 +193,6 @@ func TestAttachWritesCosignTagsThatVerify(t *testing.T) {
 		}
 	}
 }
-
-type verifier struct{ pub *ecdsa.PublicKey }
-
-func (v verifier) Verify(_ context.Context, data, sig []byte) error {
-	if !verifyECDSA(v.pub, data, sig) {
-		return io.ErrUnexpectedEOF
-	}
-	return nil
-}
-func (v verifier) KeyID() (string, error)   { return "", nil }
-func (v verifier) Public() crypto.PublicKey { return v.pub }
 
 // Attachments are pushed only after the image: an image the registry lacks
 // is refused and nothing is written.
@@ -281,5 +270,43 @@ func TestProvenanceStatement(t *testing.T) {
 	bad = testProvenance("127.0.0.1:5001/webapp:latest")
 	if _, err := bad.Statement(); err == nil {
 		t.Fatal("a subject by tag was accepted")
+	}
+}
+
+// FetchProvenance returns the attached statement only when it verifies with
+// the key; SameMaterials accepts a rebuild with other times and builder,
+// and names a changed material.
+func TestFetchProvenanceAndSameMaterials(t *testing.T) {
+	host := inProcessRegistry(t, false)
+	ctx := context.Background()
+	image, _ := pushRandom(t, host, authn.Anonymous)
+	key := newKey(t, "k")
+	res, err := Attach(ctx, image, key, Claims{Provenance: testProvenance(image)}, authn.Anonymous)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := FetchProvenance(ctx, image, key.Public(), authn.Anonymous)
+	if err != nil || !bytes.Equal(got, res.Statement) {
+		t.Fatalf("FetchProvenance: %v", err)
+	}
+	if _, err := FetchProvenance(ctx, image, newKey(t, "other").Public(), authn.Anonymous); err == nil {
+		t.Fatal("a provenance verified with another key")
+	}
+	unsigned, _ := pushRandom(t, host, authn.Anonymous)
+	if _, err := FetchProvenance(ctx, unsigned, key.Public(), authn.Anonymous); err == nil || !strings.Contains(err.Error(), "no provenance attached") {
+		t.Fatalf("unsigned: err = %v", err)
+	}
+
+	rebuilt := testProvenance(image)
+	rebuilt.BuilderVersion = map[string]string{"cmd/build": "v2"}
+	rebuilt.InvocationID = "another-build"
+	b, _ := rebuilt.Statement()
+	if err := SameMaterials(got, b); err != nil {
+		t.Fatalf("same materials, other builder: %v", err)
+	}
+	rebuilt.Materials[0].Digest = map[string]string{"sha256": strings.Repeat("e", 64)}
+	b, _ = rebuilt.Statement()
+	if err := SameMaterials(got, b); err == nil || !strings.Contains(err.Error(), "materials differ") {
+		t.Fatalf("changed requirements: err = %v", err)
 	}
 }
