@@ -259,7 +259,7 @@ func TestProvenanceStatement(t *testing.T) {
 	}
 	pred := st["predicate"].(map[string]any)
 	deps := pred["buildDefinition"].(map[string]any)["resolvedDependencies"].([]any)
-	if len(deps) != 3 {
+	if len(deps) != 3 || !strings.Contains(string(a), `"name":"base-image","uri":"oci://docker.io/library/python"`) {
 		t.Fatalf("resolvedDependencies %v", deps)
 	}
 	bad := testProvenance(image)

@@ -94,7 +94,7 @@ func (p Provenance) Statement() ([]byte, error) {
 	}
 	deps := []*intoto.ResourceDescriptor{
 		{Uri: "git+" + p.Repository, Digest: map[string]string{"gitCommit": p.Commit}},
-		{Name: "base-image", Uri: "oci://" + base.Context().Name(), Digest: digestMap(base.DigestStr())},
+		{Name: "base-image", Uri: "oci://" + imageName(base.Context()), Digest: digestMap(base.DigestStr())},
 	}
 	deps = append(deps, descriptors(p.Materials)...)
 	buildType := p.BuildType
@@ -139,6 +139,15 @@ func (p Provenance) Statement() ([]byte, error) {
 		return nil, fmt.Errorf("provenance statement: %w", err)
 	}
 	return canonicalProto(st)
+}
+
+// imageName is repo's name as people write it: docker.io/library/python,
+// not go-containerregistry's index.docker.io/library/python.
+func imageName(repo name.Repository) string {
+	if repo.RegistryStr() == name.DefaultRegistry {
+		return "docker.io/" + repo.RepositoryStr()
+	}
+	return repo.Name()
 }
 
 func descriptors(ms []Material) []*intoto.ResourceDescriptor {
