@@ -166,3 +166,17 @@ func loopback(ref string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Artifacts are the files to write into the build's artifacts directory
+// (e.g. dist/attest/ with cmd/build's writeFiles): the same bytes as
+// attached in the registry.
+func (r *Result) Artifacts(sbom []byte) map[string][]byte {
+	files := map[string][]byte{
+		"provenance.intoto.json": append(append([]byte(nil), r.Statement...), '\n'),
+		"provenance.dsse.json":   append(append([]byte(nil), r.Envelope...), '\n'),
+	}
+	if sbom != nil {
+		files["sbom.cdx.json"] = sbom
+	}
+	return files
+}
