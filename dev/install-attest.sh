@@ -28,7 +28,7 @@ ensure_kms_key() {
     "${aws[@]}" kms create-alias --alias-name "$KEY_ALIAS" --target-key-id "$id" || die "moto KMS create-alias failed"
     log "created the signing key $KEY_ALIAS ($id) in moto's KMS"
   fi
-  echo "$seeded" > "$stamp"
+  if [ -n "$seeded" ]; then echo "$seeded" > "$stamp"; fi
 }
 
 # prune_stale_tools: cached builds of versions no longer pinned.
