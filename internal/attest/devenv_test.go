@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -226,6 +228,20 @@ func TestCosignVerifiesAttachWithMotoKMS(t *testing.T) {
 	}
 	if bytes.Contains(all.Bytes(), []byte(e.password)) {
 		t.Fatal("the registry password is in an attachment")
+	}
+}
+
+// A rejected login is an error that does not hold the password, and
+// nothing is pushed.
+func TestAttachKeepsARejectedPasswordOutOfErrors(t *testing.T) {
+	e := requireDevEnv(t)
+	ctx := context.Background()
+	image := e.push(t, runnableImage(t), "badlogin")
+	canary := fmt.Sprintf("canary-%d", time.Now().UnixNano())
+	bad := authn.FromConfig(authn.AuthConfig{Username: e.user, Password: canary})
+	_, err := Attach(ctx, image, newKey(t, "k"), Claims{Provenance: testProvenance(image)}, bad)
+	if err == nil || strings.Contains(err.Error(), canary) {
+		t.Fatalf("err = %v", err)
 	}
 }
 

@@ -106,8 +106,22 @@ func TestAfterInstallVerifiesTheImage(t *testing.T) {
 		}
 	}
 	unsigned := e.push(t, runnableImage(t), "hook-unsigned")
+	// an attachment missing: signed, then its provenance deleted from the registry
+	noAtt := e.push(t, runnableImage(t), "hook-noatt")
+	nres, err := Attach(ctx, noAtt, signer, Claims{Provenance: testProvenance(noAtt)}, e.auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attTag, _ := name.NewTag(nres.Attestations, name.Insecure)
+	attDesc, err := remote.Head(attTag, remote.WithAuth(e.auth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Delete(attTag.Context().Digest(attDesc.Digest.String()), remote.WithAuth(e.auth)); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		for _, i := range []string{image, tampered, unsigned} {
+		for _, i := range []string{image, tampered, unsigned, noAtt} {
 			_ = exec.Command("docker", "-H", os.Getenv("DOCKER_HOST"), "rmi", "-f", i).Run()
 		}
 	})
@@ -126,6 +140,7 @@ func TestAfterInstallVerifiesTheImage(t *testing.T) {
 		{"a provenance of another repository", image, keyA, "https://github.com/evil/fork",
 			"refusing " + image + ": no provenance signed by " + keyA + " naming https://github.com/evil/fork"},
 		{"no SIGNING_KEY", image, "", repo, "refusing " + image + ": no SIGNING_KEY"},
+		{"a missing provenance", noAtt, keyA, repo, "refusing " + noAtt + ": no provenance signed by " + keyA},
 	} {
 		code, out := e.hookRun(t, c.image, c.key, c.repo)
 		last := lastLine(out)
