@@ -129,6 +129,12 @@ func TestAfterInstallVerifiesTheImage(t *testing.T) {
 	if code, out := e.hookRun(t, image, keyA, repo); code != 0 || !strings.Contains(out, "verified "+image) {
 		t.Fatalf("a signed image was not verified (exit %d)", code)
 	}
+	// by the key's ARN, what the build writes into image.env
+	if arn := signer.VerifyRef(); !strings.HasPrefix(arn, "awskms:///arn:aws:kms:") {
+		t.Errorf("VerifyRef %s, want the key's ARN", arn)
+	} else if code, out := e.hookRun(t, image, arn, repo); code != 0 || !strings.Contains(out, "verified "+image) {
+		t.Fatalf("a signed image was not verified by the key's ARN (exit %d)", code)
+	}
 	// again, the image now present (no pull, so verify_image logs in itself)
 	if code, out := e.hookRun(t, image, keyA, repo); code != 0 || !strings.Contains(out, "verified "+image) || !strings.Contains(out, "already present") {
 		t.Fatalf("a signed image already present was not verified (exit %d)", code)

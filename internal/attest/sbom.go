@@ -58,6 +58,25 @@ func SBOMOfImage(ctx context.Context, syft string, img v1.Image) (*SBOM, error) 
 // (/var/lib/dpkg/status and status.d/). syft is the binary's path; "" looks
 // for `syft` in PATH. Syft runs offline (no update check).
 func SBOMOfLayout(ctx context.Context, syft, dir string) (*SBOM, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return sbomOf(ctx, syft, "oci-dir:"+abs)
+}
+
+// SBOMOfArchive is SBOMOfLayout for an OCI archive (a tar of the layout:
+// what ci.ImageTarball and Dagger's Container.AsTarball write).
+func SBOMOfArchive(ctx context.Context, syft, tarPath string) (*SBOM, error) {
+	abs, err := filepath.Abs(tarPath)
+	if err != nil {
+		return nil, err
+	}
+	return sbomOf(ctx, syft, "oci-archive:"+abs)
+}
+
+// sbomOf runs syft on source (syft's scheme:path).
+func sbomOf(ctx context.Context, syft, source string) (*SBOM, error) {
 	bin, err := syftBinary(syft)
 	if err != nil {
 		return nil, err
@@ -68,11 +87,7 @@ func SBOMOfLayout(ctx context.Context, syft, dir string) (*SBOM, error) {
 	}
 	defer os.RemoveAll(out)
 	file := filepath.Join(out, "sbom.cdx.json")
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, bin, "scan", "oci-dir:"+abs, "--quiet", "-o", "cyclonedx-json="+file)
+	cmd := exec.CommandContext(ctx, bin, "scan", source, "--quiet", "-o", "cyclonedx-json="+file)
 	cmd.Env = append(os.Environ(),
 		"SYFT_CHECK_FOR_APP_UPDATE=false", // no network: nothing to ask
 		"SYFT_CACHE_DIR="+filepath.Join(out, "cache"),
@@ -81,7 +96,7 @@ func SBOMOfLayout(ctx context.Context, syft, dir string) (*SBOM, error) {
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("syft scan of the image layout failed: %v: %s", err, lastLines(stderr.String(), 5))
+		return nil, fmt.Errorf("syft scan %s failed: %v: %s", source, err, lastLines(stderr.String(), 5))
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {

@@ -7,12 +7,15 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -80,6 +83,30 @@ func TestSBOMListsDebianAndPythonPackages(t *testing.T) {
 		if !strings.Contains(string(s.JSON), want) {
 			t.Errorf("SBOM lacks %s", want)
 		}
+	}
+
+	// The same image as an OCI archive (a tar of its layout, as ci.ImageTarball writes it).
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "image.tar")
+	if out, err := exec.Command("tar", "-C", dir, "-cf", archive, "oci-layout", "index.json", "blobs").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	a, err := SBOMOfArchive(context.Background(), syft, archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Packages["deb"] != 2 || a.Packages["pypi"] != 2 {
+		t.Fatalf("SBOM of the archive: %v", a.Packages)
+	}
+	if _, err := SBOMOfLayout(context.Background(), filepath.Join(t.TempDir(), "no-syft"), dir); err == nil || !strings.Contains(err.Error(), "not installed") {
+		t.Fatalf("no syft: err = %v", err)
 	}
 }
 

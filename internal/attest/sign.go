@@ -36,10 +36,12 @@ type Signer interface {
 // resolution (AWS_ENDPOINT_URL_KMS locally, the regional endpoint on AWS), a
 // non-empty one is https://ENDPOINT, as cosign reads it.
 type KMSSigner struct {
-	ref    string
-	keyID  string
-	client *kms.Client
-	pub    *ecdsa.PublicKey
+	ref      string
+	endpoint string
+	keyID    string
+	arn      string // the key's ARN, from GetPublicKey
+	client   *kms.Client
+	pub      *ecdsa.PublicKey
 }
 
 // kmsRawMax is the largest message KMS signs as MessageType RAW (it hashes
@@ -72,7 +74,7 @@ func NewKMSSigner(ctx context.Context, ref, region string) (*KMSSigner, error) {
 			o.BaseEndpoint = aws.String("https://" + endpoint)
 		}
 	})
-	s := &KMSSigner{ref: ref, keyID: keyID, client: client}
+	s := &KMSSigner{ref: ref, keyID: keyID, client: client, endpoint: endpoint}
 	out, err := client.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(keyID)})
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: kms:GetPublicKey failed (does the key exist in region %s, and may this role use it?): %s",
@@ -90,6 +92,12 @@ func NewKMSSigner(ctx context.Context, ref, region string) (*KMSSigner, error) {
 			ref, spec, out.KeyUsage)
 	}
 	s.pub = ec
+	// AWS answers GetPublicKey with the key's ARN; moto with its bare id.
+	if s.arn = aws.ToString(out.KeyId); !strings.HasPrefix(s.arn, "arn:") {
+		if d, err := client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyID)}); err == nil && d.KeyMetadata != nil {
+			s.arn = aws.ToString(d.KeyMetadata.Arn)
+		}
+	}
 	if _, err := s.Sign(ctx, []byte("webapp-pipeline signing probe")); err != nil {
 		return nil, err
 	}
@@ -122,6 +130,16 @@ func (s *KMSSigner) Public() crypto.PublicKey { return s.pub }
 
 // Ref is the key reference as given (cosign's --key syntax).
 func (s *KMSSigner) Ref() string { return s.ref }
+
+// VerifyRef is the reference the instances should verify with, for
+// image.env's SIGNING_KEY: the key by its ARN (an alias can be pointed at
+// another key by whoever may update it), awskms://[ENDPOINT]/arn:aws:kms:....
+func (s *KMSSigner) VerifyRef() string {
+	if s.arn == "" {
+		return s.ref
+	}
+	return "awskms://" + s.endpoint + "/" + s.arn
+}
 
 func parseKMSRef(ref string) (endpoint, keyID string, err error) {
 	rest, ok := strings.CutPrefix(ref, "awskms://")
