@@ -67,7 +67,7 @@ verify_login() {
 # verify_reason: cosign's last error line, shortened (its messages are long and multi-line).
 verify_reason() {
   local line
-  line=$(printf '%s\n' "$1" | grep -v '^WARNING' | grep . | tail -n 1)
+  line=$(printf '%s\n' "$1" | grep -v '^WARNING' | grep . | tail -n 1) || true
   line=${line#error during command execution: }
   printf '%s' "${line:0:300}"
 }

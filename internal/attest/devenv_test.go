@@ -262,6 +262,12 @@ func TestKMSSignerRefusesBadKeys(t *testing.T) {
 			t.Errorf("%s: err = %v, want one line with %q", ref, err, want)
 		}
 	}
+	// KMS unreachable: one line too (after the SDK's retries)
+	t.Setenv("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:1")
+	_, err := NewKMSSigner(ctx, rsa, "")
+	if err == nil || !strings.Contains(err.Error(), "kms:GetPublicKey failed") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("unreachable KMS: err = %v", err)
+	}
 }
 
 // Messages over 4 KiB go to KMS as a digest. moto 5.2 signs the digest as
