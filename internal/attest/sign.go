@@ -107,7 +107,11 @@ func NewKMSSigner(ctx context.Context, ref, region string) (*KMSSigner, error) {
 // Sign asks KMS to sign msg (RAW up to 4 KiB, else its digest) and checks
 // the signature against the public key before returning it.
 func (s *KMSSigner) Sign(ctx context.Context, msg []byte) ([]byte, error) {
-	in := &kms.SignInput{KeyId: aws.String(s.keyID), SigningAlgorithm: kmstypes.SigningAlgorithmSpecEcdsaSha256}
+	id := s.keyID
+	if s.arn != "" {
+		id = s.arn // the key checked at start, even if an alias moves meanwhile
+	}
+	in := &kms.SignInput{KeyId: aws.String(id), SigningAlgorithm: kmstypes.SigningAlgorithmSpecEcdsaSha256}
 	if len(msg) <= kmsRawMax {
 		in.Message, in.MessageType = msg, kmstypes.MessageTypeRaw
 	} else {
