@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 
@@ -48,15 +47,11 @@ type Result struct {
 // it can fetch the rest.
 //
 // auth is the registry login (the password is never logged or put into an
-// error). Registries on loopback addresses are spoken to over plain http.
+// error).
 func Attach(ctx context.Context, image string, s Signer, c Claims, auth authn.Authenticator) (*Result, error) {
-	var nopts []name.Option
-	if loopback(image) {
-		nopts = append(nopts, name.Insecure)
-	}
-	ref, err := name.NewDigest(image, nopts...)
+	ref, err := parseImage(image)
 	if err != nil {
-		return nil, fmt.Errorf("attach to %q: want repo@sha256:...: %w", image, err)
+		return nil, err
 	}
 	if c.Provenance.Image != image {
 		return nil, fmt.Errorf("the provenance is of %q, not of %s", c.Provenance.Image, image)
@@ -155,28 +150,12 @@ func hasReferrersAPI(ctx context.Context, ref name.Digest, auth authn.Authentica
 	return resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/vnd.oci.image.index.v1+json"), nil
 }
 
-func loopback(ref string) bool {
-	host, _, _ := strings.Cut(ref, "/")
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+// parseImage parses repo@sha256:.... go-containerregistry speaks plain http
+// to registries on loopback (and private) addresses by itself.
+func parseImage(image string) (name.Digest, error) {
+	ref, err := name.NewDigest(image)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("image %q: want repo@sha256:...: %w", image, err)
 	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// Artifacts are the files to write into the build's artifacts directory
-// (e.g. dist/attest/ with cmd/build's writeFiles): the same bytes as
-// attached in the registry.
-func (r *Result) Artifacts(sbom []byte) map[string][]byte {
-	files := map[string][]byte{
-		"provenance.intoto.json": append(append([]byte(nil), r.Statement...), '\n'),
-		"provenance.dsse.json":   append(append([]byte(nil), r.Envelope...), '\n'),
-	}
-	if sbom != nil {
-		files["sbom.cdx.json"] = sbom
-	}
-	return files
+	return ref, nil
 }

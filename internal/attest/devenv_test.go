@@ -130,6 +130,59 @@ func trustedRoot(t *testing.T) string {
 	return p
 }
 
+// fixture: an image pushed and attached with moto KMS key A; key B is another key.
+type fixture struct {
+	keyA, keyB string
+	signer     *KMSSigner
+	img        v1.Image
+	image      string
+	res        *Result
+}
+
+func (e devEnv) signed(t *testing.T, tag string, sbom []byte) fixture {
+	t.Helper()
+	f := fixture{
+		keyA: e.newKMSKey(t, kmstypes.KeySpecEccNistP256, kmstypes.KeyUsageTypeSignVerify),
+		keyB: e.newKMSKey(t, kmstypes.KeySpecEccNistP256, kmstypes.KeyUsageTypeSignVerify),
+		img:  runnableImage(t),
+	}
+	var err error
+	if f.signer, err = NewKMSSigner(context.Background(), f.keyA, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.image = e.push(t, f.img, tag)
+	if f.res, err = Attach(context.Background(), f.image, f.signer, Claims{SBOM: sbom, Provenance: testProvenance(f.image)}, e.auth); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// tampered pushes img with one more layer (another digest) as repo:tag and
+// copies res's signature and provenance onto its cosign tags: what someone
+// who changed an image and kept its attachments would publish.
+func (e devEnv) tampered(t *testing.T, img v1.Image, res *Result, tag string) string {
+	t.Helper()
+	extra, _ := random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip")
+	changed, err := mutate.AppendLayers(img, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := e.push(t, changed, tag)
+	d, _ := changed.Digest()
+	for suffix, src := range map[string]string{"sig": res.Signature, "att": res.Attestations} {
+		from, _ := name.NewTag(src, name.Insecure)
+		si, err := remote.Image(from, remote.WithAuth(e.auth))
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, _ := name.NewTag(e.repo+":sha256-"+d.Hex+"."+suffix, name.Insecure)
+		if err := remote.Write(to, si, remote.WithAuth(e.auth)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return image
+}
+
 // refused: cosign must refuse, for the reason want (not for some other failure).
 func (e devEnv) refused(t *testing.T, dockerConfig, what, want string, args []string) {
 	t.Helper()
@@ -166,19 +219,8 @@ func repoPolicy(t *testing.T, repo string) string {
 // tampered image carrying a copied signature, and an unsigned image.
 func TestCosignVerifiesAttachWithMotoKMS(t *testing.T) {
 	e := requireDevEnv(t)
-	ctx := context.Background()
-	keyA := e.newKMSKey(t, kmstypes.KeySpecEccNistP256, kmstypes.KeyUsageTypeSignVerify)
-	keyB := e.newKMSKey(t, kmstypes.KeySpecEccNistP256, kmstypes.KeyUsageTypeSignVerify)
-	signer, err := NewKMSSigner(ctx, keyA, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := runnableImage(t)
-	image := e.push(t, img, "signed")
-	res, err := Attach(ctx, image, signer, Claims{SBOM: []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6"}`), Provenance: testProvenance(image)}, e.auth)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := e.signed(t, "signed", []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6"}`))
+	keyA, keyB, img, image, res := f.keyA, f.keyB, f.img, f.image, f.res
 	if res.Referrers {
 		t.Fatal("docker-registry 2.8 has no referrers API, but Attach says it has")
 	}
@@ -195,21 +237,7 @@ func TestCosignVerifiesAttachWithMotoKMS(t *testing.T) {
 	e.refused(t, dc, "a signature by another key", "no matching signatures", verifyArgs(t, keyB, image))
 
 	// Tampered: one more layer is another digest; its tags carry the original's signature.
-	extra, _ := random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip")
-	tampered, _ := mutate.AppendLayers(img, extra)
-	timage := e.push(t, tampered, "tampered")
-	td, _ := tampered.Digest()
-	for _, suffix := range []string{"sig", "att"} {
-		src, _ := name.NewTag(map[string]string{"sig": res.Signature, "att": res.Attestations}[suffix], name.Insecure)
-		sigImg, err := remote.Image(src, remote.WithAuth(e.auth))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst, _ := name.NewTag(e.repo+":sha256-"+td.Hex+"."+suffix, name.Insecure)
-		if err := remote.Write(dst, sigImg, remote.WithAuth(e.auth)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	timage := e.tampered(t, img, res, "tampered")
 	e.refused(t, dc, "a tampered image with a copied signature", "no matching signatures", verifyArgs(t, keyA, timage))
 	e.refused(t, dc, "a tampered image with a copied provenance", "no matching attestations",
 		attestArgs(t, keyA, timage, repoPolicy(t, "https://github.com/acme/shop")))

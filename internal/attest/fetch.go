@@ -11,7 +11,6 @@ import (
 	"reflect"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -22,13 +21,9 @@ import (
 // verifies with pub and its subject is that digest: what `reproduce` compares
 // a rebuild against (SameMaterials).
 func FetchProvenance(ctx context.Context, image string, pub crypto.PublicKey, auth authn.Authenticator) ([]byte, error) {
-	var nopts []name.Option
-	if loopback(image) {
-		nopts = append(nopts, name.Insecure)
-	}
-	ref, err := name.NewDigest(image, nopts...)
+	ref, err := parseImage(image)
 	if err != nil {
-		return nil, fmt.Errorf("provenance of %q: want repo@sha256:...: %w", image, err)
+		return nil, err
 	}
 	ec, ok := pub.(*ecdsa.PublicKey)
 	if !ok {

@@ -10,10 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -77,34 +74,10 @@ func (e devEnv) hookRun(t *testing.T, image, key, repo string, extraEnv ...strin
 func TestAfterInstallVerifiesTheImage(t *testing.T) {
 	e := requireDevEnv(t)
 	ctx := context.Background()
-	keyA := e.newKMSKey(t, kmstypes.KeySpecEccNistP256, kmstypes.KeyUsageTypeSignVerify)
-	keyB := e.newKMSKey(t, kmstypes.KeySpecEccNistP256, kmstypes.KeyUsageTypeSignVerify)
-	signer, err := NewKMSSigner(ctx, keyA, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := runnableImage(t)
-	image := e.push(t, img, "hook-signed")
-	res, err := Attach(ctx, image, signer, Claims{Provenance: testProvenance(image)}, e.auth)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := e.signed(t, "hook-signed", nil)
+	keyA, keyB, signer, img, image, res := f.keyA, f.keyB, f.signer, f.img, f.image, f.res
 	const repo = "https://github.com/acme/shop"
-	extra, _ := random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip")
-	tamperedImg, _ := mutate.AppendLayers(img, extra)
-	tampered := e.push(t, tamperedImg, "hook-tampered")
-	td, _ := tamperedImg.Digest()
-	for _, src := range []string{res.Signature, res.Attestations} {
-		from, _ := name.NewTag(src, name.Insecure)
-		si, err := remote.Image(from, remote.WithAuth(e.auth))
-		if err != nil {
-			t.Fatal(err)
-		}
-		to, _ := name.NewTag(e.repo+":sha256-"+td.Hex+src[strings.LastIndex(src, "."):], name.Insecure)
-		if err := remote.Write(to, si, remote.WithAuth(e.auth)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tampered := e.tampered(t, img, res, "hook-tampered")
 	unsigned := e.push(t, runnableImage(t), "hook-unsigned")
 	// an attachment missing: signed, then its provenance deleted from the registry
 	noAtt := e.push(t, runnableImage(t), "hook-noatt")
