@@ -354,6 +354,7 @@ cmd_up() {
   start_moto
   start_dockerd
   write_env
+  bash "$ROOT/dev/install-attest.sh" "$ENV_FILE" # issue 13: syft, cosign, the KMS signing key (appends to ENV_FILE)
   prune_stale
   log "up; use it with: source $ENV_FILE"
   echo "$ENV_FILE"

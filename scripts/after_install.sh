@@ -11,6 +11,7 @@ main() {
   docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
     die "cannot reach the Docker daemon (DOCKER_HOST=${DOCKER_HOST:-default socket})"
   ensure_image
+  verify_image # the signature and provenance, before anything runs it (scripts/verify_image.sh)
 }
 
 main "$@"

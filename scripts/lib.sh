@@ -148,3 +148,6 @@ start_container() {
   docker rename "$next" "$CONTAINER_NAME"
   log "started $CONTAINER_NAME ($IMAGE, revision $REVISION) on host port $HOST_PORT"
 }
+
+# shellcheck source-path=SCRIPTDIR source=verify_image.sh
+source "$(dirname "${BASH_SOURCE[0]}")/verify_image.sh" # issue 13: verify_image (signature, provenance)
