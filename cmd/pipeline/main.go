@@ -26,9 +26,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/acme/webapp-pipeline/dev/devenv"
 	"github.com/acme/webapp-pipeline/internal/codebuild"
 	"github.com/acme/webapp-pipeline/internal/codedeploy"
-	"github.com/acme/webapp-pipeline/internal/codedeploy/devenv"
 	"github.com/acme/webapp-pipeline/internal/ssmparam"
 )
 

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/webapp-pipeline/internal/codedeploy/devenv"
+	"github.com/acme/webapp-pipeline/dev/devenv"
 )
 
 type testImages struct {
@@ -331,7 +331,7 @@ func TestDockerStopWithNothingRunning(t *testing.T) {
 }
 
 // The downtime of a redeploy, logged (not asserted: it depends on the machine). The same
-// measurement as `go run ./internal/codedeploy/cmd/downtime`.
+// measurement as `go run ./cmd/downtime`.
 func TestDockerRedeployDowntime(t *testing.T) {
 	t.Parallel()
 	img := integration(t)

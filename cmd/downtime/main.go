@@ -3,7 +3,7 @@
 // then alternates A → B → A … while a prober hits /healthz every -interval, and reports the
 // longest time without a 2xx answer per redeploy. Needs the dev environment:
 //
-//	source /run/webapp-dev/env && go run ./internal/codedeploy/cmd/downtime -runs 5
+//	source /run/webapp-dev/env && go run ./cmd/downtime -runs 5
 //
 // Without -image-a/-image-b it builds two small test images (testdata/deploy/image).
 package main
@@ -19,8 +19,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/acme/webapp-pipeline/dev/devenv"
 	"github.com/acme/webapp-pipeline/internal/codedeploy"
-	"github.com/acme/webapp-pipeline/internal/codedeploy/devenv"
 )
 
 func main() {

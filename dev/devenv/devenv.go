@@ -75,7 +75,7 @@ func (e Env) Password() (string, error) {
 
 // HookEnv is the instance settings the hooks get (Options.Env): the dev dockerd, moto, the aws
 // CLI's directory, HOST_PORT, a docker config dir of the caller's (logins stay out of ~/.docker),
-// and no /etc/webapp/deploy.env.
+// and no /etc/webapp/deploy.env or app.env (extra entries, later, win: e.g. APP_ENV_FILE=PATH).
 func (e Env) HookEnv(hostPort int, dockerConfig string, extra ...string) []string {
 	return append([]string{
 		"DOCKER_HOST=" + e.DockerHost,
@@ -85,6 +85,7 @@ func (e Env) HookEnv(hostPort int, dockerConfig string, extra ...string) []strin
 		"AWS_SECRET_ACCESS_KEY=" + e.SecretKey,
 		"EXTRA_PATH=" + e.ToolsBin,
 		"WEBAPP_DEPLOY_ENV=/nonexistent/deploy.env",
+		"APP_ENV_FILE=", // not this machine's /etc/webapp/app.env
 		fmt.Sprintf("HOST_PORT=%d", hostPort),
 	}, extra...)
 }
@@ -107,7 +108,8 @@ func (e Env) Docker(ctx context.Context, dockerConfig string, stdin []byte, args
 
 // BuildImage builds testdata/deploy/image with VERSION and HEALTH_STATUS, pushes it to the
 // registry as repo:tag, removes the local copy (so the hooks must log in and pull), and returns
-// the reference by digest.
+// the reference by digest. healthStatus 0 (CannotStart) builds an image whose container cannot
+// start at all (its user does not exist).
 func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthStatus int) (string, error) {
 	cfg, err := os.MkdirTemp("", "devenv-docker-config-")
 	if err != nil {
@@ -122,9 +124,12 @@ func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthS
 		return "", err
 	}
 	ref := e.Registry + "/" + repo + ":" + tag
-	if _, err := e.Docker(ctx, cfg, nil, "build", "--quiet", "--tag", ref,
-		"--build-arg", "VERSION="+tag, "--build-arg", fmt.Sprintf("HEALTH_STATUS=%d", healthStatus),
-		filepath.Join(repoRoot, "testdata", "deploy", "image")); err != nil {
+	args := []string{"build", "--quiet", "--tag", ref,
+		"--build-arg", "VERSION=" + tag, "--build-arg", fmt.Sprintf("HEALTH_STATUS=%d", healthStatus)}
+	if healthStatus == CannotStart {
+		args = append(args, "--build-arg", "RUNAS=nosuchuser")
+	}
+	if _, err := e.Docker(ctx, cfg, nil, append(args, filepath.Join(repoRoot, "testdata", "deploy", "image"))...); err != nil {
 		return "", err
 	}
 	if _, err := e.Docker(ctx, cfg, nil, "push", "--quiet", ref); err != nil {
@@ -140,11 +145,15 @@ func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthS
 	return digest, nil
 }
 
+// CannotStart as BuildImage's healthStatus: an image whose container cannot start.
+const CannotStart = 0
+
 // ImageEnv is what a test bundle's image.env names (the rest comes from Env).
 type ImageEnv struct {
 	Image         string // by digest
 	Revision      string
 	ContainerName string
+	HealthPath    string // "" writes no HEALTH_PATH (a bundle from before the app contract: /healthz)
 }
 
 // WriteBundle lays out a deploy bundle in dir as the build does: the repository's appspec.yml
@@ -176,6 +185,9 @@ AWS_REGION=%s
 CONTAINER_NAME=%s
 CONTAINER_PORT=8080
 `, img.Image, repo, img.Revision, img.Revision, e.Registry, e.Region, img.ContainerName)
+	if img.HealthPath != "" {
+		env += "HEALTH_PATH=" + img.HealthPath + "\n"
+	}
 	return os.WriteFile(filepath.Join(dir, "image.env"), []byte(env), 0o644)
 }
 
