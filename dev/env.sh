@@ -332,6 +332,7 @@ cmd_up() {
   build_engine
   install_tools
   install_crane
+  bash "$ROOT/dev/install-codedeploy-local.sh" >/dev/null # the real CodeDeploy agent, the deploy tests' oracle
   build_rootfs
   start_registries
   publish_base_image
