@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 main() {
   load_config
   need_cmd docker
+  need_cmd curl
   ensure_image
   start_container
 }

@@ -226,11 +226,22 @@ start_container() {
   log "started $name ($IMAGE, revision $REVISION) on host port $HOST_PORT; $prev kept until ValidateService passes"
 }
 
+# output_after_term: the agent closes the hook's stdout/stderr as soon as it sends the timeout's
+# SIGTERM (measured): a write to them would kill the hook with SIGPIPE in the middle of a
+# restore. From here on the hook logs to <deployment>/logs/webapp-after-timeout.log, beside the
+# agent's scripts.log.
+output_after_term() {
+  trap '' PIPE
+  exec >>"$BUNDLE_DIR/../logs/webapp-after-timeout.log" 2>&1 || exec >/dev/null 2>&1
+  log "SIGTERM from the agent (hook timeout): the agent no longer reads this hook's output"
+}
+
 # on_term_restore: the agent's timeout sends SIGTERM to the hook's process group (never SIGKILL):
 # put the previous container back before exiting, so a timeout cannot leave the service down.
 on_term_restore() {
   trap - TERM
-  log "SIGTERM (hook timeout?): restoring the previous container"
+  output_after_term
+  log "restoring the previous container"
   if container_exists "$CONTAINER_NAME-next"; then docker rm --force "$CONTAINER_NAME-next" >/dev/null 2>&1 || true; fi
   if container_exists "$CONTAINER_NAME" && [ "$(inspect "$CONTAINER_NAME" '{{.Config.Image}}')" = "$IMAGE" ]; then
     docker stop --time "$STOP_TIMEOUT" "$CONTAINER_NAME" >/dev/null 2>&1 || true
@@ -241,32 +252,44 @@ on_term_restore() {
   exit 143
 }
 
-# restore_previous WHY: put NAME-previous back as NAME and start it (NAME must be free). Says
-# what it did in one line; the caller still fails the deployment.
+# restore_previous WHY: put NAME-previous back as NAME, start it and wait (HEALTH_TIMEOUT at
+# most) until it answers its own health path. Says what it did in one line; the caller still
+# fails the deployment.
 restore_previous() {
-  local name=$CONTAINER_NAME prev=$CONTAINER_NAME-previous
+  local name=$CONTAINER_NAME prev=$CONTAINER_NAME-previous path url deadline
   if ! container_exists "$prev"; then
     log "nothing to restore ($1): no previous container (first deployment on this instance)"
     return 0
   fi
   docker rename "$prev" "$name"
-  if docker start "$name" >/dev/null 2>&1; then
-    log "rolled back: $(describe "$name") serves again on host port $HOST_PORT ($1); this deployment fails"
-  else
+  if ! docker start "$name" >/dev/null 2>&1; then
     log "rollback FAILED: $(describe "$name") did not start again ($1): $(docker logs --tail 5 "$name" 2>&1 | tr '\n' ' ')"
+    return 0
   fi
+  path=$(label "$name" webapp.health-path)
+  url=http://127.0.0.1:$HOST_PORT${path:-/healthz}
+  deadline=$((SECONDS + HEALTH_TIMEOUT))
+  until curl --fail --silent --output /dev/null --max-time 2 "$url"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "rolled back: $(describe "$name") started again but $url does not answer after ${HEALTH_TIMEOUT}s ($1); this deployment fails"
+      return 0
+    fi
+    sleep 0.2
+  done
+  log "rolled back: $(describe "$name") serves again on host port $HOST_PORT ($1); this deployment fails"
 }
 
-# prune_images: remove this app's images that no container uses, but the current ($IMAGE) and
-# the previous one (KEEP): a rollback needs it. Other repositories' images are never touched.
+# prune_images KEEP: remove this app's images (pulled by digest: repo@sha256) but the current
+# ($IMAGE) and the previous one (KEEP), which a rollback needs. Docker refuses the ones a
+# container still uses; other repositories' images are never touched.
 prune_images() {
-  local keep=$1 repo=${IMAGE%@*} ref id current previous=
-  current=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null) || return 0
-  [ -z "$keep" ] || previous=$(docker image inspect --format '{{.Id}}' "$keep" 2>/dev/null || true)
-  docker images --no-trunc --format '{{.Repository}}@{{.Digest}} {{.ID}}' "$repo" | sort -u |
-    while read -r ref id; do
-      [ "$id" = "$current" ] || [ "$id" = "$previous" ] && continue
-      if docker image rm "$id" >/dev/null 2>&1; then log "pruned old image $ref"; fi
+  local keep=$1 repo=${IMAGE%@*} id refs ref
+  for id in $(docker images --no-trunc --quiet "$repo" | sort -u); do
+    refs=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$id" 2>/dev/null | grep "^$repo@") || continue
+    if grep -qxF -e "$IMAGE" -e "${keep:-$IMAGE}" <<<"$refs"; then continue; fi
+    for ref in $refs; do
+      if docker image rm "$ref" >/dev/null 2>&1; then log "pruned old image $ref (kept the current and the previous)"; fi
     done
+  done
   return 0
 }

@@ -35,7 +35,7 @@ main() {
   [ -n "$running_image" ] || die "no container $CONTAINER_NAME (ApplicationStart did not run or it was removed)"
   # Not ours: ApplicationStart did not swap (or a rollback already happened): fail, touch nothing.
   [ "$running_image" = "$IMAGE" ] || die "$(describe "$CONTAINER_NAME") runs, expected $IMAGE"
-  trap 'fail_and_restore "ValidateService was terminated (hook timeout?) before $url answered"' TERM
+  trap 'output_after_term; fail_and_restore "ValidateService was terminated (hook timeout) before $url answered"' TERM
   while :; do
     state=$(inspect "$CONTAINER_NAME" '{{.State.Status}}')
     case $state in

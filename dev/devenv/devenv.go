@@ -7,6 +7,7 @@ package devenv
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -147,6 +148,41 @@ func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthS
 
 // CannotStart as BuildImage's healthStatus: an image whose container cannot start.
 const CannotStart = 0
+
+// CopyImage copies an image already in the registry (by digest) to another repository of it,
+// with crane ($WEBAPP_DEV_CRANE): the same digest under a name of the caller's, so tests that
+// prune their app's images do not touch each other's. Returns repo@digest.
+func (e Env) CopyImage(ctx context.Context, ref, repo string) (string, error) {
+	crane := os.Getenv("WEBAPP_DEV_CRANE")
+	if crane == "" {
+		return "", errors.New("WEBAPP_DEV_CRANE is not set: source /run/webapp-dev/env")
+	}
+	cfg, err := os.MkdirTemp("", "devenv-crane-config-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(cfg)
+	password, err := e.Password()
+	if err != nil {
+		return "", err
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte(e.Username + ":" + password))
+	if err := os.WriteFile(filepath.Join(cfg, "config.json"),
+		[]byte(`{"auths":{"`+e.Registry+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		return "", err
+	}
+	_, digest, ok := strings.Cut(ref, "@")
+	if !ok {
+		return "", fmt.Errorf("CopyImage: %s is not by digest", ref)
+	}
+	dst := e.Registry + "/" + repo
+	cmd := exec.CommandContext(ctx, crane, "copy", "--insecure", ref, dst+":copy")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("crane copy %s %s: %w: %s", ref, dst, err, out)
+	}
+	return dst + "@" + digest, nil
+}
 
 // ImageEnv is what a test bundle's image.env names (the rest comes from Env).
 type ImageEnv struct {

@@ -103,6 +103,11 @@ func (a Agent) Deploy(ctx context.Context, opts Options) (Result, error) {
 	if log == nil {
 		log = io.Discard
 	}
+	agentLog := filepath.Join(opts.InstanceDir, "agent-log", "codedeploy-local.log")
+	var logStart int64
+	if info, err := os.Stat(agentLog); err == nil {
+		logStart = info.Size()
+	}
 	var console bytes.Buffer
 	cmd := exec.CommandContext(ctx, a.Launcher, "-c", conf, "--bundle-location", opts.Bundle, "--type", bundleType,
 		"-a", opts.Application, "-d", opts.Group, "-g", opts.GroupID)
@@ -133,10 +138,18 @@ func (a Agent) Deploy(ctx context.Context, opts Options) (Result, error) {
 			herr.Location, sr.ExitCode = sr.Location, -1
 			herr.Tail = tail(sr.Output) + "\n" + tail(console.String())
 		}
-		herr.TimedOut = strings.Contains(console.String(), "failed to complete in")
+		// the console does not say why; the agent's own log says "... timed out"
+		if b, err := os.ReadFile(agentLog); err == nil && int64(len(b)) >= logStart {
+			herr.TimedOut = strings.Contains(string(b[logStart:]), "Script at specified location: "+herr.Location+" timed out")
+		}
+		if herr.TimedOut {
+			sr := &last.Scripts[len(last.Scripts)-1]
+			sr.TimedOut = true
+			herr.Detail = "the agent sent SIGTERM to its process group"
+		}
 		last.Reason = strings.TrimSpace(console.String())
 	}
-	return res, fmt.Errorf("deployment %s (codedeploy-local): %w", res.DeploymentID, herr)
+	return res, fmt.Errorf("deployment %s (codedeploy-local): %w", res.DeploymentID, &agentError{herr})
 }
 
 var scriptsLogLine = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (.*)$`)
@@ -180,3 +193,17 @@ func parseScriptsLog(path, archive, previous string) []Event {
 
 // prefixed writes each complete line to w with a prefix.
 func prefixed(w io.Writer, prefix string) io.Writer { return &outputWriter{prefix: prefix, log: w} }
+
+// agentError is a failed hook as the agent reports it: which script, whether it timed out, the
+// script's last output lines; the agent does not report the exit code.
+type agentError struct{ *HookError }
+
+func (e *agentError) Error() string {
+	what := "failed"
+	if e.TimedOut {
+		what = "timed out (the agent sent SIGTERM to its process group)"
+	}
+	return fmt.Sprintf("%s: %s %s: %s", e.Event, e.Location, what, e.Tail)
+}
+
+func (e *agentError) Unwrap() error { return e.HookError }
