@@ -24,8 +24,8 @@ import (
 )
 
 type testImages struct {
-	env                devenv.Env
-	root               string
+	env                      devenv.Env
+	root                     string
 	v1, v2, v3, broken, dead string // references by digest; broken answers 500, dead cannot start
 	tag1, tag2, tag3, tagBad string
 	agent                    Agent
