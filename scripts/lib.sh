@@ -5,7 +5,8 @@
 #   1. <revision>/image.env                 what to run (written by the build; see docs/design.md)
 #   2. /etc/webapp/deploy.env               instance settings (WEBAPP_DEPLOY_ENV overrides the path)
 #   3. the hook's environment               instance settings given by the caller win over the file
-# Instance settings: HOST_PORT (80), DOCKER_HOST, HEALTH_TIMEOUT (60 s), STOP_TIMEOUT (10 s),
+# Instance settings: HOST_PORT (80), HOST_IP (publish on this address only, and check health
+# there; default: all addresses, checked on 127.0.0.1), DOCKER_HOST, HEALTH_TIMEOUT (60 s), STOP_TIMEOUT (10 s),
 # PULL_TIMEOUT (240 s per attempt), EXTRA_PATH (directories put in front of the fixed PATH, e.g.
 # where the aws CLI lives), APP_ENV_FILE (the app's runtime settings on the instance, passed with
 # `docker create --env-file`, never baked into the image; default /etc/webapp/app.env, used only
@@ -24,7 +25,7 @@ HOOK_NAME=$(basename "$0" .sh)
 # The revision root (appspec.yml, image.env): the parent of this scripts/ directory.
 BUNDLE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-SETTINGS=(HOST_PORT DOCKER_HOST HEALTH_TIMEOUT STOP_TIMEOUT PULL_TIMEOUT EXTRA_PATH APP_ENV_FILE)
+SETTINGS=(HOST_PORT HOST_IP DOCKER_HOST HEALTH_TIMEOUT STOP_TIMEOUT PULL_TIMEOUT EXTRA_PATH APP_ENV_FILE)
 
 log() { printf 'webapp-deploy[%s]: %s\n' "$HOOK_NAME" "$*" >&2; }
 die() { printf 'webapp-deploy[%s]: error: %s\n' "$HOOK_NAME" "$*" >&2; exit 1; }
@@ -68,6 +69,8 @@ load_instance_settings() {
     is_uint "${!key}" || die "$key must be a number of seconds or a port, got '${!key}'"
   done
   if [ -n "${DOCKER_HOST:-}" ]; then export DOCKER_HOST; fi
+  [ -z "${HOST_IP:-}" ] || [[ $HOST_IP =~ ^[0-9.]+$ ]] || die "HOST_IP must be an IPv4 address, got '$HOST_IP'"
+  HOST_ADDR=${HOST_IP:-127.0.0.1} # where the hooks check health
   if [ -n "${EXTRA_PATH:-}" ]; then PATH=$EXTRA_PATH:$PATH; fi
   # The default app env file is optional; one the instance names explicitly must exist.
   if [ -z "${APP_ENV_FILE+set}" ]; then
@@ -183,7 +186,7 @@ create_next() {
     log "app settings from $APP_ENV_FILE (given to the container, not in the image)"
   fi
   out=$(docker create --name "$next" --restart unless-stopped \
-    --publish "$HOST_PORT:$CONTAINER_PORT" "${args[@]}" \
+    --publish "${HOST_IP:+$HOST_IP:}$HOST_PORT:$CONTAINER_PORT" "${args[@]}" \
     --label "webapp.deployment-id=${DEPLOYMENT_ID:-manual}" \
     --label "webapp.revision=$REVISION" \
     --label "webapp.image=$IMAGE" \
@@ -267,7 +270,7 @@ restore_previous() {
     return 0
   fi
   path=$(label "$name" webapp.health-path)
-  url=http://127.0.0.1:$HOST_PORT${path:-/healthz}
+  url=http://$HOST_ADDR:$HOST_PORT${path:-/healthz}
   deadline=$((SECONDS + HEALTH_TIMEOUT))
   until curl --fail --silent --output /dev/null --max-time 2 "$url"; do
     if [ "$SECONDS" -ge "$deadline" ]; then

@@ -29,7 +29,7 @@ main() {
   load_config
   need_cmd docker
   need_cmd curl
-  local url=http://127.0.0.1:$HOST_PORT$HEALTH_PATH deadline=$((SECONDS + HEALTH_TIMEOUT))
+  local url=http://$HOST_ADDR:$HOST_PORT$HEALTH_PATH deadline=$((SECONDS + HEALTH_TIMEOUT))
   local state running_image previous_image body=
   running_image=$(inspect "$CONTAINER_NAME" '{{.Config.Image}}')
   [ -n "$running_image" ] || die "no container $CONTAINER_NAME (ApplicationStart did not run or it was removed)"
