@@ -333,6 +333,7 @@ cmd_up() {
   install_tools
   install_crane
   bash "$ROOT/dev/install-codedeploy-local.sh" >/dev/null # the real CodeDeploy agent, the deploy tests' oracle
+  bash "$ROOT/dev/install-haproxy.sh" >/dev/null # the simulated fleet's load balancer (cmd/fleet)
   build_rootfs
   start_registries
   publish_base_image
