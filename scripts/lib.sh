@@ -136,7 +136,7 @@ ensure_image() {
       return 0
     fi
     hint=$(disk_full_hint "$out")
-    [ -z "$hint" ] || die "cannot pull $IMAGE: $hint"
+    [ -z "$hint" ] || die "cannot pull $IMAGE: $hint" # retrying cannot help
     log "pull failed: ${out:-timed out after ${PULL_TIMEOUT}s}"
     if [ "$attempt" -lt 3 ]; then sleep $((attempt * 2)); fi
   done
