@@ -586,6 +586,10 @@ func TestDockerHealthPathAndAppEnvFile(t *testing.T) {
 			t.Errorf("deployment %d left more than one container:\n%s", i, got)
 		}
 	}
+	// instance hygiene: the container's json-file log is capped
+	if lc, err := img.env.Docker(context.Background(), in.config, nil, "inspect", "--format", "{{.HostConfig.LogConfig.Config}}", in.name); err != nil || !strings.Contains(lc, "max-size:10m") {
+		t.Errorf("container log not capped (%v): %s", err, lc)
+	}
 	cfg, err := img.env.Docker(context.Background(), in.config, nil, "image", "inspect", "--format", "{{.Config.Env}}", in.image(img.v1))
 	if err != nil || strings.Contains(cfg, "from-the-instance") {
 		t.Errorf("the app setting is in the image's config (%v): %s", err, cfg)
