@@ -1,6 +1,6 @@
 // Package fleet simulates a CodeDeploy deployment group of N EC2 instances behind a load
 // balancer, on one machine: each instance is a dockerd of its own (own data root, socket and
-// bridge; its containers published on a loopback address of its own, 127.0.1.N, so container
+// bridge; its containers published on a loopback address of its own, 127.X.Y.N, so container
 // names and host ports never collide), in front of them a real HAProxy (Debian's package) on
 // 127.0.0.1. A deployment goes instance by instance as CodeDeploy's in-place deployment with
 // traffic control does (OneAtATime, HalfAtATime, AllAtOnce with their minimum healthy hosts):
@@ -57,10 +57,11 @@ var Configs = map[string]Config{
 // Instance is one simulated EC2 instance.
 type Instance struct {
 	Name    string // i1, i2 ...
-	Addr    string // 127.0.1.N: where its containers are published
+	Addr    string // 127.X.Y.N: where its containers are published
 	Dir     string // the agent's instance dir (deployment-root) and the dockerd's state
 	Socket  string // its dockerd
 	bridge  string
+	subnet  string
 	dockerd *exec.Cmd
 }
 
@@ -88,12 +89,16 @@ func Start(ctx context.Context, dir string, n, lbPort int, env devenv.Env, agent
 	}
 	f := &Fleet{Dir: dir, Port: lbPort, HostPort: 8080, Env: env, Agent: agent, Log: log,
 		adminSock: filepath.Join(dir, "haproxy.sock")}
+	// Addresses, bridges and subnets derive from the load balancer's port, so two fleets (e.g. a
+	// test and `make fleet`) can run at once.
+	hi, lo := 1+(lbPort>>8)%254, lbPort&255
 	for i := 1; i <= n; i++ {
-		in := &Instance{Name: fmt.Sprintf("i%d", i), Addr: fmt.Sprintf("127.0.1.%d", i),
-			Dir: filepath.Join(dir, fmt.Sprintf("i%d", i)), bridge: fmt.Sprintf("i11fleet%d", i)}
+		in := &Instance{Name: fmt.Sprintf("i%d", i), Addr: fmt.Sprintf("127.%d.%d.%d", hi, lo, i),
+			Dir: filepath.Join(dir, fmt.Sprintf("i%d", i)), bridge: fmt.Sprintf("wf%d-%d", lbPort, i),
+			subnet: fmt.Sprintf("10.%d.%d.1/24", 100+lbPort%100, i)}
 		in.Socket = filepath.Join(in.Dir, "docker.sock")
 		f.Instances = append(f.Instances, in)
-		if err := f.startInstance(ctx, in, i); err != nil {
+		if err := f.startInstance(ctx, in); err != nil {
 			f.Stop()
 			return nil, fmt.Errorf("instance %s: %w", in.Name, err)
 		}
@@ -115,7 +120,7 @@ func run(ctx context.Context, name string, args ...string) error {
 
 // startInstance: a bridge of its own (no iptables: containers are reached through docker's
 // userland proxy on the instance's loopback address), a dockerd on its own socket and roots.
-func (f *Fleet) startInstance(ctx context.Context, in *Instance, i int) error {
+func (f *Fleet) startInstance(ctx context.Context, in *Instance) error {
 	for _, d := range []string{in.Dir, filepath.Join(in.Dir, "exec"), filepath.Join(in.Dir, "docker-config")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
@@ -125,7 +130,7 @@ func (f *Fleet) startInstance(ctx context.Context, in *Instance, i int) error {
 	if err := run(ctx, "ip", "link", "add", in.bridge, "type", "bridge"); err != nil {
 		return err
 	}
-	if err := run(ctx, "ip", "addr", "add", fmt.Sprintf("10.211.%d.1/24", i), "dev", in.bridge); err != nil {
+	if err := run(ctx, "ip", "addr", "add", in.subnet, "dev", in.bridge); err != nil {
 		return err
 	}
 	if err := run(ctx, "ip", "link", "set", in.bridge, "up"); err != nil {

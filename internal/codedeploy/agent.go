@@ -128,6 +128,9 @@ func (a Agent) Deploy(ctx context.Context, opts Options) (Result, error) {
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
+	if len(res.Events) == 0 { // refused before any hook ran (appspec, bundle)
+		return res, fmt.Errorf("codedeploy-local failed before any hook ran: %s", tail(console.String()))
+	}
 	herr := &HookError{ExitCode: -1, Tail: tail(console.String())}
 	if n := len(res.Events); n > 0 {
 		last := &res.Events[n-1]

@@ -443,6 +443,9 @@ func TestDockerImageThatCannotStartKeepsTheServiceUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if stop := next.Event(ApplicationStop); stop == nil || len(stop.Scripts) == 0 || !strings.Contains(stop.Scripts[0].Output, "revision dead (from "+res.ArchiveDir) {
+		t.Errorf("the agent should run the failed revision's ApplicationStop: %+v", stop)
+	}
 	if got, want := in.containers(), fmt.Sprintf("%s %s running %s", in.name, in.image(img.v2), next.DeploymentID); got != want {
 		t.Errorf("after the next deployment:\n got %s\nwant %s", got, want)
 	}
@@ -616,5 +619,39 @@ func TestDockerOldImagesArePruned(t *testing.T) {
 	}
 	if !present(in.image(img.v2)) || !present(in.image(img.v3)) {
 		t.Error("the current (v3) and the previous (v2) image must stay")
+	}
+}
+
+// A deployment that ended between ApplicationStart and ValidateService (the agent killed, the
+// instance rebooted) leaves NAME (never validated) and NAME-previous: the next deployment drops
+// NAME, keeps NAME-previous as the one to restore, and restores it when the new one fails.
+func TestDockerInterruptedSwapIsCleanedUp(t *testing.T) {
+	t.Parallel()
+	img := integration(t)
+	in := newInstance(t, img, "HEALTH_TIMEOUT=3")
+	if _, err := in.deploy(in.bundle(img.v1, img.tag1)); err != nil {
+		t.Fatal(err)
+	}
+	// v2's ApplicationStart alone, as an interrupted deployment would have run it
+	half := in.bundle(img.v2, img.tag2)
+	env := append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LIFECYCLE_EVENT=AfterInstall", "DEPLOYMENT_ID=d-INTERRUPT"}, in.env...)
+	for _, s := range []string{"scripts/after_install.sh", "scripts/application_start.sh"} {
+		if _, err := runScript(context.Background(), scriptRun{Event: "test", Hook: Hook{Location: s, Timeout: 120},
+			ArchiveDir: half, Env: env, Log: testLog(t)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := in.containers(); !strings.Contains(got, in.name+"-previous "+in.image(img.v1)) {
+		t.Fatalf("want v1 kept as %s-previous:\n%s", in.name, got)
+	}
+	res, err := in.deploy(in.bundle(img.broken, img.tagBad))
+	if err == nil {
+		t.Fatal("the unhealthy revision deployed")
+	}
+	if out := hookOutput(res); !strings.Contains(out, "never validated") || !strings.Contains(out, "rolled back: "+in.name+" (revision "+img.tag1) {
+		t.Errorf("want v2 dropped as never validated and v1 restored:\n%s", out)
+	}
+	if v := in.health(); v != img.tag1 {
+		t.Errorf("/healthz reports %q, want the last validated %q", v, img.tag1)
 	}
 }
