@@ -115,7 +115,11 @@ func (c *CLI) run(ctx context.Context, out, logw io.Writer) error {
 		Log: prefixed(logw, "deploy | "),
 	})
 	for _, ev := range res.Events {
-		fmt.Fprintf(out, "Deploy  %-16s %-9s %.1f s %s\n", ev.Name, ev.Status, ev.Duration.Seconds(), ev.Reason)
+		took := fmt.Sprintf("%.1f s", ev.Duration.Seconds())
+		if ev.Duration == 0 {
+			took = "" // the agent's scripts.log gives no durations
+		}
+		fmt.Fprintf(out, "Deploy  %-18s %-9s %s %s\n", ev.Name, ev.Status, took, ev.Reason)
 	}
 	if err != nil {
 		return &stageError{"Deploy", err}
