@@ -150,7 +150,7 @@ func (a Agent) Deploy(ctx context.Context, opts Options) (Result, error) {
 			sr.TimedOut = true
 			herr.Detail = "the agent sent SIGTERM to its process group"
 		}
-		last.Reason = strings.TrimSpace(console.String())
+		last.Reason = "scripts.log: " + filepath.Join(filepath.Dir(res.ArchiveDir), "logs", "scripts.log")
 	}
 	return res, fmt.Errorf("deployment %s (codedeploy-local): %w", res.DeploymentID, &agentError{herr})
 }
