@@ -1,6 +1,6 @@
 # The two commands a new user needs (see README.md). Both run as root: the first run installs
 # Debian packages and builds a Dagger engine from source (cached under /var/cache/webapp-dev).
-.PHONY: build test pipeline up down lint
+.PHONY: build test pipeline fleet up down lint
 
 build: ## run the build CodeBuild runs (lint, test, image, publish, deploy bundle in dist/)
 	bash dev/with-env.sh go run ./cmd/build all
@@ -10,6 +10,9 @@ test: ## run every test: linters, go vet, unit and integration tests against the
 
 pipeline: ## the whole pipeline locally: branch tip -> buildspec.yml -> appspec.yml -> URL (BRANCH=main)
 	bash dev/with-env.sh go run ./cmd/pipeline --repo . --branch $(or $(BRANCH),main)
+
+fleet: ## N instances (a dockerd each) behind HAProxy, deployed by the real agent; prints a prober's figures (N=3)
+	bash dev/with-env.sh go run ./cmd/fleet -n $(or $(N),3)
 
 up: ## start the dev environment only (prints the env file to source)
 	bash dev/env.sh up

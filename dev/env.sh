@@ -347,6 +347,8 @@ cmd_up() {
   install_tools
   bash "$ROOT/dev/install-cfn-guard.sh" --background # dev/lint.sh waits for it (~6 min once)
   install_crane
+  bash "$ROOT/dev/install-codedeploy-local.sh" >/dev/null # the real CodeDeploy agent, the deploy tests' oracle
+  bash "$ROOT/dev/install-haproxy.sh" >/dev/null # the simulated fleet's load balancer (cmd/fleet)
   build_rootfs
   start_registries
   publish_base_image

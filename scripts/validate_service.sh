@@ -1,40 +1,60 @@
 #!/usr/bin/env bash
-# ValidateService: the container runs the new image and answers GET /healthz with 2xx within
-# HEALTH_TIMEOUT seconds; otherwise fail with the container's last log lines.
+# ValidateService: the container runs the new image and answers GET $HEALTH_PATH (image.env) with
+# 2xx within HEALTH_TIMEOUT seconds. Then the previous container is removed (its image is kept
+# for a rollback) and older images of the app are pruned. Otherwise the previous container is
+# restored, and the hook fails with the new container's last log lines: the deployment fails.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-fail_with_logs() {
+# fail_and_restore WHY: the new container is stopped and kept as NAME-failed, the previous one
+# serves again, and the hook fails naming why.
+fail_and_restore() {
+  trap - TERM
   log "last log lines of $CONTAINER_NAME:"
   docker logs --tail 20 "$CONTAINER_NAME" 2>&1 | sed 's/^/  | /' >&2 || true
+  if container_exists "$CONTAINER_NAME-previous"; then
+    docker stop --time "$STOP_TIMEOUT" "$CONTAINER_NAME" >/dev/null 2>&1 || true
+    remove "$CONTAINER_NAME-failed" "replaced"
+    docker rename "$CONTAINER_NAME" "$CONTAINER_NAME-failed"
+  fi
+  restore_previous "$1"
   die "$*"
 }
+
+# healthy URL: one GET, 2xx; the answer (or curl's error) in $body.
+healthy() { body=$(curl --fail --silent --show-error --max-time 2 "$1" 2>&1); }
 
 main() {
   load_config
   need_cmd docker
   need_cmd curl
-  local url=http://127.0.0.1:$HOST_PORT/healthz deadline=$((SECONDS + HEALTH_TIMEOUT))
-  local state running_image body=
-  running_image=$(docker inspect --format '{{.Config.Image}}' "$CONTAINER_NAME" 2>/dev/null) ||
-    die "no container $CONTAINER_NAME (ApplicationStart did not run or it was removed)"
-  [ "$running_image" = "$IMAGE" ] || fail_with_logs "$CONTAINER_NAME runs $running_image, expected $IMAGE"
+  local url=http://$HOST_ADDR:$HOST_PORT$HEALTH_PATH deadline=$((SECONDS + HEALTH_TIMEOUT))
+  local state running_image previous_image body=
+  running_image=$(inspect "$CONTAINER_NAME" '{{.Config.Image}}')
+  [ -n "$running_image" ] || die "no container $CONTAINER_NAME (ApplicationStart did not run or it was removed)"
+  # Not ours: ApplicationStart did not swap (or a rollback already happened): fail, touch nothing.
+  [ "$running_image" = "$IMAGE" ] || die "$(describe "$CONTAINER_NAME") runs, expected $IMAGE"
+  trap 'output_after_term; fail_and_restore "ValidateService was terminated (hook timeout) before $url answered"' TERM
   while :; do
-    state=$(docker inspect --format '{{.State.Status}}' "$CONTAINER_NAME" 2>/dev/null) || state=missing
+    state=$(inspect "$CONTAINER_NAME" '{{.State.Status}}')
     case $state in
       running | restarting) ;;
-      *) fail_with_logs "container $CONTAINER_NAME is $state" ;;
+      *) fail_and_restore "container $CONTAINER_NAME is ${state:-missing}" ;;
     esac
-    if body=$(curl --fail --silent --show-error --max-time 2 "$url" 2>&1); then
+    if healthy "$url"; then
       log "healthy: $url answered: $body"
-      return 0
+      break
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
-      fail_with_logs "$url not healthy after ${HEALTH_TIMEOUT}s; last answer: $body"
+      fail_and_restore "$url not healthy after ${HEALTH_TIMEOUT}s; last answer: $body"
     fi
     sleep 0.5
   done
+  trap - TERM
+  previous_image=$(label "$CONTAINER_NAME" webapp.previous-image)
+  remove "$CONTAINER_NAME-previous" "replaced by revision $REVISION, which passed; its image stays for a rollback"
+  prune_images "$previous_image"
 }
 
 main "$@"

@@ -2,7 +2,8 @@
 // Source (a fresh clone of a branch tip, as the GitHub connection delivers it), Build
 // (buildspec.yml itself, with CodeBuild's semantics, its artifacts zipped as the artifact store
 // holds them) and Deploy (that zip, unpacked and deployed in place onto a local "instance" by
-// replaying CodeDeploy's lifecycle against the dev environment's dockerd). It ends by printing
+// the real CodeDeploy agent's codedeploy-local when it is installed, else replaying CodeDeploy's
+// lifecycle, against the dev environment's dockerd). It ends by printing
 // the URL where the new version answers.
 //
 //	sudo dev/env.sh up && source /run/webapp-dev/env
@@ -26,9 +27,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/acme/webapp-pipeline/dev/devenv"
 	"github.com/acme/webapp-pipeline/internal/codebuild"
 	"github.com/acme/webapp-pipeline/internal/codedeploy"
-	"github.com/acme/webapp-pipeline/internal/codedeploy/devenv"
 	"github.com/acme/webapp-pipeline/internal/ssmparam"
 )
 
@@ -41,6 +42,7 @@ type CLI struct {
 	Application string        `help:"CodeDeploy application name (APPLICATION_NAME)." default:"webapp"`
 	Group       string        `help:"CodeDeploy deployment group name (DEPLOYMENT_GROUP_NAME)." default:"local"`
 	Timeout     time.Duration `help:"Limit for the whole run." default:"30m"`
+	Deployer    string        `help:"What runs the Deploy stage: the real CodeDeploy agent's codedeploy-local (agent), the local replay (replay), or the agent when installed (auto)." enum:"auto,agent,replay" default:"auto" env:"PIPELINE_DEPLOYER"`
 }
 
 func main() {
@@ -101,22 +103,62 @@ func (c *CLI) run(ctx context.Context, out, logw io.Writer) error {
 	if err := os.MkdirAll(dockerConfig, 0o700); err != nil {
 		return err
 	}
-	res, err := codedeploy.Deploy(ctx, codedeploy.Options{
+	deploy, how, err := c.deployer()
+	if err != nil {
+		return &stageError{"Deploy", err}
+	}
+	fmt.Fprintf(out, "Deploy  with %s\n", how)
+	res, err := deploy(ctx, codedeploy.Options{
 		Bundle: zipPath, InstanceDir: filepath.Join(c.Work, "instance"),
 		Application: c.Application, Group: c.Group,
 		Env: env.HookEnv(c.Port, dockerConfig, "AWS_REGION="+env.Region),
 		Log: prefixed(logw, "deploy | "),
 	})
 	for _, ev := range res.Events {
-		fmt.Fprintf(out, "Deploy  %-16s %-9s %.1f s %s\n", ev.Name, ev.Status, ev.Duration.Seconds(), ev.Reason)
+		took := fmt.Sprintf("%.1f s", ev.Duration.Seconds())
+		if ev.Duration == 0 {
+			took = "" // the agent's scripts.log gives no durations
+		}
+		fmt.Fprintf(out, "Deploy  %-18s %-9s %s %s\n", ev.Name, ev.Status, took, ev.Reason)
 	}
 	if err != nil {
 		return &stageError{"Deploy", err}
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", c.Port)
 	fmt.Fprintf(out, "Deploy  ok, deployment %s (%.1f s)\n", res.DeploymentID, time.Since(start).Seconds())
-	fmt.Fprintf(out, "%s is serving %.12s at %s (health: %s)\n", c.Application, commit, url, health(ctx, url+"healthz"))
+	healthURL := fmt.Sprintf("http://127.0.0.1:%d%s", c.Port, healthPath(res.ArchiveDir))
+	fmt.Fprintf(out, "%s is serving %.12s at %s (%s: %s)\n", c.Application, commit, url, healthURL, health(ctx, healthURL))
 	return nil
+}
+
+type deployFunc func(context.Context, codedeploy.Options) (codedeploy.Result, error)
+
+// deployer: the real agent when it is installed (or asked for), else the replay.
+func (c *CLI) deployer() (deployFunc, string, error) {
+	if c.Deployer == "replay" {
+		return codedeploy.Deploy, "the local replay (internal/codedeploy)", nil
+	}
+	agent, err := codedeploy.FindAgent()
+	if err != nil {
+		if c.Deployer == "agent" {
+			return nil, "", err
+		}
+		return codedeploy.Deploy, "the local replay (internal/codedeploy; codedeploy-local is not installed)", nil
+	}
+	return agent.Deploy, "the CodeDeploy agent (" + agent.Launcher + ")", nil
+}
+
+// healthPath is the HEALTH_PATH the deployed revision's image.env names (default /healthz).
+func healthPath(archive string) string {
+	b, err := os.ReadFile(filepath.Join(archive, "image.env"))
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if p, ok := strings.CutPrefix(line, "HEALTH_PATH="); ok && strings.HasPrefix(p, "/") {
+				return strings.TrimSpace(p)
+			}
+		}
+	}
+	return "/healthz"
 }
 
 // source checks out the branch tip as the source action's CODEBUILD_CLONE_REF delivers it (the

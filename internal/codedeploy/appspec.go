@@ -15,16 +15,22 @@ import (
 // MaxTimeout is CodeDeploy's default and maximum timeout of one hook script.
 const MaxTimeout = 3600
 
-// Lifecycle events that take scripts, in the in-place order CodeDeploy runs them. DownloadBundle
-// and Install take no scripts; the load-balancer events are parsed but not replayed (no LB here).
+// Lifecycle events, in the in-place order CodeDeploy (and codedeploy-local) runs them.
+// DownloadBundle and Install take no scripts. The traffic events run with or without a load
+// balancer, as codedeploy-local does: *BlockTraffic from the previous revision, like
+// ApplicationStop; *AllowTraffic from the new one.
 const (
-	ApplicationStop  = "ApplicationStop"
-	DownloadBundle   = "DownloadBundle"
-	BeforeInstall    = "BeforeInstall"
-	Install          = "Install"
-	AfterInstall     = "AfterInstall"
-	ApplicationStart = "ApplicationStart"
-	ValidateService  = "ValidateService"
+	BeforeBlockTraffic = "BeforeBlockTraffic"
+	AfterBlockTraffic  = "AfterBlockTraffic"
+	ApplicationStop    = "ApplicationStop"
+	DownloadBundle     = "DownloadBundle"
+	BeforeInstall      = "BeforeInstall"
+	Install            = "Install"
+	AfterInstall       = "AfterInstall"
+	ApplicationStart   = "ApplicationStart"
+	ValidateService    = "ValidateService"
+	BeforeAllowTraffic = "BeforeAllowTraffic"
+	AfterAllowTraffic  = "AfterAllowTraffic"
 )
 
 var knownHooks = map[string]bool{

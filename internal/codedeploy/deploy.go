@@ -112,7 +112,6 @@ func Deploy(ctx context.Context, opts Options) (Result, error) {
 	}
 	err = d.run(ctx)
 	d.res.Duration = time.Since(start)
-	d.record(err == nil)
 	if err != nil {
 		d.logf("deployment %s failed: %v", d.res.DeploymentID, err)
 		return d.res, fmt.Errorf("deployment %s: %w", d.res.DeploymentID, err)
@@ -191,21 +190,28 @@ func (d *deployment) run(ctx context.Context) error {
 		return err
 	}
 
-	// ApplicationStop: the previous successful revision's scripts, none on the first deployment.
-	if d.res.PreviousDir == "" {
-		d.skip(ApplicationStop, "first deployment to this instance: no previous revision")
-	} else {
-		prevSpec, err := LoadAppSpec(d.res.PreviousDir)
-		if err != nil {
-			d.fail(ApplicationStop, err)
-			return fmt.Errorf("%s: previous revision: %w", ApplicationStop, err)
+	// BeforeBlockTraffic, AfterBlockTraffic, ApplicationStop: the previous revision's scripts
+	// (the last successful install), none on the first deployment.
+	var prevSpec *AppSpec
+	for _, event := range []string{BeforeBlockTraffic, AfterBlockTraffic, ApplicationStop} {
+		if d.res.PreviousDir == "" {
+			d.skip(event, "first deployment to this instance: no previous revision")
+			continue
 		}
-		if err := d.hooks(ctx, ApplicationStop, prevSpec, d.res.PreviousDir); err != nil {
+		if prevSpec == nil {
+			var err error
+			if prevSpec, err = LoadAppSpec(d.res.PreviousDir); err != nil {
+				d.fail(event, err)
+				return fmt.Errorf("%s: previous revision: %w", event, err)
+			}
+		}
+		if err := d.hooks(ctx, event, prevSpec, d.res.PreviousDir); err != nil {
 			return err
 		}
 	}
 
 	began := time.Now()
+	d.prune()
 	if err := unpackBundle(d.opts.Bundle, d.res.ArchiveDir); err != nil {
 		d.fail(DownloadBundle, err)
 		return fmt.Errorf("%s: %w", DownloadBundle, err)
@@ -215,6 +221,7 @@ func (d *deployment) run(ctx context.Context) error {
 		d.fail(DownloadBundle, err)
 		return fmt.Errorf("%s: %w", DownloadBundle, err)
 	}
+	d.record("most_recent_install")
 	d.res.Events = append(d.res.Events, Event{Name: DownloadBundle, Status: Succeeded, Duration: time.Since(began)})
 
 	if err := d.hooks(ctx, BeforeInstall, spec, d.res.ArchiveDir); err != nil {
@@ -225,9 +232,13 @@ func (d *deployment) run(ctx context.Context) error {
 		d.fail(Install, err)
 		return fmt.Errorf("%s: %w", Install, err)
 	}
+	// As the agent: the revision becomes the "last successful install" right here, so a
+	// deployment that fails later (AfterInstall .. ValidateService) still has ITS ApplicationStop
+	// run by the next deployment (measured with codedeploy-local).
+	d.record("last_successful_install")
 	d.res.Events = append(d.res.Events, Event{Name: Install, Status: Succeeded, Duration: time.Since(began)})
 
-	for _, event := range []string{AfterInstall, ApplicationStart, ValidateService} {
+	for _, event := range []string{AfterInstall, ApplicationStart, ValidateService, BeforeAllowTraffic, AfterAllowTraffic} {
 		if err := d.hooks(ctx, event, spec, d.res.ArchiveDir); err != nil {
 			return err
 		}
@@ -285,26 +296,20 @@ func (d *deployment) env(event string) []string {
 	return append(env, d.opts.Env...)
 }
 
-// record writes the agent's instructions files and prunes old revisions of the group.
-func (d *deployment) record(succeeded bool) {
+// record writes one of the agent's instructions files (<group-id>_KIND: this deployment's dir).
+func (d *deployment) record(kind string) {
 	dir := filepath.Join(d.root, "deployment-instructions")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		d.logf("warning: %v", err)
 		return
 	}
-	kinds := []string{"most_recent_install"}
-	if succeeded {
-		kinds = append(kinds, "last_successful_install")
+	if err := writeFileAtomic(d.instructions(kind), []byte(d.depDir)); err != nil {
+		d.logf("warning: record %s: %v", kind, err)
 	}
-	for _, kind := range kinds {
-		if err := writeFileAtomic(d.instructions(kind), []byte(d.depDir+"\n")); err != nil {
-			d.logf("warning: record %s: %v", kind, err)
-		}
-	}
-	d.prune()
 }
 
-// prune keeps the newest keepRevisions deployment directories of the group, and always the
+// prune removes old deployment directories of the group as the agent does at DownloadBundle
+// (cleanup_old_archives): with this one, keepRevisions remain; the oldest go first, never the
 // last successful one (the next ApplicationStop needs it).
 func (d *deployment) prune() {
 	entries, err := os.ReadDir(d.groupDir)
@@ -312,24 +317,33 @@ func (d *deployment) prune() {
 		return
 	}
 	last, _ := os.ReadFile(d.instructions("last_successful_install"))
-	keep := map[string]bool{d.depDir: true, strings.TrimSpace(string(last)): true}
 	type dir struct {
 		path string
 		mod  time.Time
 	}
-	var dirs []dir
+	var others []dir
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil && e.IsDir() {
-			dirs = append(dirs, dir{filepath.Join(d.groupDir, e.Name()), info.ModTime()})
+		p := filepath.Join(d.groupDir, e.Name())
+		if info, err := e.Info(); err == nil && p != d.depDir {
+			others = append(others, dir{p, info.ModTime()})
 		}
 	}
-	sort.Slice(dirs, func(i, j int) bool { return dirs[i].mod.After(dirs[j].mod) })
-	for i, dd := range dirs {
-		if i >= keepRevisions && !keep[dd.path] {
-			if err := os.RemoveAll(dd.path); err != nil {
-				d.logf("warning: prune %s: %v", dd.path, err)
-			}
+	extra := len(others) - keepRevisions + 1
+	if extra <= 0 {
+		return
+	}
+	sort.Slice(others, func(i, j int) bool { return others[i].mod.Before(others[j].mod) })
+	for _, dd := range others {
+		if extra == 0 {
+			break
 		}
+		if dd.path == strings.TrimSpace(string(last)) {
+			continue
+		}
+		if err := os.RemoveAll(dd.path); err != nil {
+			d.logf("warning: prune %s: %v", dd.path, err)
+		}
+		extra--
 	}
 }
 

@@ -1,9 +1,10 @@
 package codedeploy
 
-// Integration tests: the repository's appspec.yml and scripts/ deployed through the replay onto
-// the dev environment's dockerd, pulling from its htpasswd registry with credentials from SSM
-// (moto). Skipped under -short; otherwise the dev environment must be loaded
-// (source /run/webapp-dev/env), or they fail saying so.
+// Integration tests: the repository's appspec.yml and scripts/ deployed through the REAL
+// CodeDeploy agent (codedeploy-local) onto the dev environment's dockerd, pulling from its
+// htpasswd registry with credentials from SSM (moto). Skipped under -short; otherwise the dev
+// environment must be loaded (source /run/webapp-dev/env) and the agent installed, or they
+// fail saying so.
 
 import (
 	"context"
@@ -19,14 +20,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/webapp-pipeline/internal/codedeploy/devenv"
+	"github.com/acme/webapp-pipeline/dev/devenv"
 )
 
 type testImages struct {
-	env                devenv.Env
-	root               string
-	v1, v2, broken     string // references by digest
-	tag1, tag2, tagBad string
+	env                      devenv.Env
+	root                     string
+	v1, v2, v3, broken, dead string // references by digest; broken answers 500, dead cannot start
+	tag1, tag2, tag3, tagBad string
+	agent                    Agent
 }
 
 var (
@@ -42,7 +44,8 @@ func TestMain(m *testing.M) {
 	if images.v1 != "" {
 		cfg, err := os.MkdirTemp("", "cdtest-docker-config-")
 		if err == nil {
-			_, _ = images.env.Docker(context.Background(), cfg, nil, "image", "rm", "--force", images.v1, images.v2, images.broken)
+			_, _ = images.env.Docker(context.Background(), cfg, nil, "image", "rm", "--force",
+				images.v1, images.v2, images.v3, images.broken, images.dead)
 			_ = os.RemoveAll(cfg)
 		}
 	}
@@ -55,8 +58,9 @@ func integration(t *testing.T) testImages {
 	if testing.Short() {
 		t.Skip("integration test (dockerd, registry, SSM): skipped under -short")
 	}
+	agent := needAgent(t)
 	imagesOnce.Do(func() {
-		var img testImages
+		img := testImages{agent: agent}
 		if img.env, imagesErr = devenv.FromEnviron(); imagesErr != nil {
 			return
 		}
@@ -66,12 +70,13 @@ func integration(t *testing.T) testImages {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		run := time.Now().Format("150405")
-		img.tag1, img.tag2, img.tagBad = "v1-"+run, "v2-"+run, "broken-"+run
+		img.tag1, img.tag2, img.tag3, img.tagBad = "v1-"+run, "v2-"+run, "v3-"+run, "broken-"+run
 		for _, b := range []struct {
 			ref    *string
 			tag    string
 			status int
-		}{{&img.v1, img.tag1, 200}, {&img.v2, img.tag2, 200}, {&img.broken, img.tagBad, 500}} {
+		}{{&img.v1, img.tag1, 200}, {&img.v2, img.tag2, 200}, {&img.v3, img.tag3, 200},
+			{&img.broken, img.tagBad, 500}, {&img.dead, "dead-" + run, devenv.CannotStart}} {
 			if *b.ref, imagesErr = img.env.BuildImage(ctx, img.root, "webapp-cdtest", b.tag, b.status); imagesErr != nil {
 				return
 			}
@@ -88,6 +93,7 @@ func integration(t *testing.T) testImages {
 // docker config dir, so tests run in parallel on one dockerd.
 type instance struct {
 	t      *testing.T
+	copies map[string]string // test image -> its copy in this instance's own repository
 	img    testImages
 	dir    string
 	name   string
@@ -103,20 +109,46 @@ func newInstance(t *testing.T, img testImages, extraEnv ...string) *instance {
 		t.Fatal(err)
 	}
 	in := &instance{t: t, img: img, dir: t.TempDir(), port: port, config: t.TempDir(),
-		name: fmt.Sprintf("cdtest-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), port)}
+		name: fmt.Sprintf("i11-cdtest-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), port)}
 	in.env = img.env.HookEnv(port, in.config, append([]string{"HEALTH_TIMEOUT=20", "STOP_TIMEOUT=5"}, extraEnv...)...)
 	t.Cleanup(func() {
 		ctx := context.Background()
-		_, _ = img.env.Docker(ctx, in.config, nil, "rm", "--force", in.name, in.name+"-next")
+		_, _ = img.env.Docker(ctx, in.config, nil, "rm", "--force", in.name, in.name+"-next", in.name+"-previous", in.name+"-failed")
+		for _, c := range in.copies {
+			_, _ = img.env.Docker(ctx, in.config, nil, "image", "rm", c)
+		}
 	})
 	return in
 }
 
-func (in *instance) bundle(image, revision string) string {
+// image is the instance's copy of a test image: same digest, in a repository of its own, so
+// what the hooks prune is this instance's only. Removed from the dockerd: the hooks pull it.
+func (in *instance) image(ref string) string {
+	in.t.Helper()
+	if c, ok := in.copies[ref]; ok {
+		return c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := in.img.env.CopyImage(ctx, ref, in.name)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	if in.copies == nil {
+		in.copies = map[string]string{}
+	}
+	in.copies[ref] = c
+	return c
+}
+
+func (in *instance) bundle(image, revision string, opts ...func(*devenv.ImageEnv)) string {
 	in.t.Helper()
 	dir := filepath.Join(in.t.TempDir(), revision)
-	err := in.img.env.WriteBundle(in.img.root, dir, devenv.ImageEnv{Image: image, Revision: revision, ContainerName: in.name})
-	if err != nil {
+	ie := devenv.ImageEnv{Image: in.image(image), Revision: revision, ContainerName: in.name}
+	for _, o := range opts {
+		o(&ie)
+	}
+	if err := in.img.env.WriteBundle(in.img.root, dir, ie); err != nil {
 		in.t.Fatal(err)
 	}
 	return dir
@@ -126,7 +158,7 @@ func (in *instance) deploy(bundle string) (Result, error) {
 	in.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := Deploy(ctx, Options{Bundle: bundle, InstanceDir: in.dir, Application: "webapp",
+	res, err := in.img.agent.Deploy(ctx, Options{Bundle: bundle, InstanceDir: in.dir, Application: "webapp",
 		Group: "dev", Env: in.env, Log: testLog(in.t)})
 	in.assertNoSecret(res)
 	return res, err
@@ -195,13 +227,13 @@ func TestDockerFirstThenSecondDeployment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := first.Event(ApplicationStop); ev.Status != Skipped {
+	if ev := first.Event(ApplicationStop); ev != nil && ev.Status != Skipped {
 		t.Errorf("first deployment ran ApplicationStop: %+v", ev)
 	}
 	if v := in.health(); v != img.tag1 {
 		t.Errorf("after the first deployment /healthz reports %q, want %q", v, img.tag1)
 	}
-	if got, want := in.containers(), fmt.Sprintf("%s %s running %s", in.name, img.v1, first.DeploymentID); got != want {
+	if got, want := in.containers(), fmt.Sprintf("%s %s running %s", in.name, in.image(img.v1), first.DeploymentID); got != want {
 		t.Errorf("containers:\n got %s\nwant %s", got, want)
 	}
 
@@ -220,7 +252,7 @@ func TestDockerFirstThenSecondDeployment(t *testing.T) {
 	if v := in.health(); v != img.tag2 {
 		t.Errorf("after the second deployment /healthz reports %q, want %q", v, img.tag2)
 	}
-	if got, want := in.containers(), fmt.Sprintf("%s %s running %s", in.name, img.v2, second.DeploymentID); got != want {
+	if got, want := in.containers(), fmt.Sprintf("%s %s running %s", in.name, in.image(img.v2), second.DeploymentID); got != want {
 		t.Errorf("containers:\n got %s\nwant %s", got, want)
 	}
 	// The registry login is not left on the "instance": no docker config of the hooks remains,
@@ -254,7 +286,7 @@ func TestDockerUnhealthyImageFailsValidateService(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		"ValidateService: scripts/validate_service.sh exited 1:",
+		"ValidateService: scripts/validate_service.sh",
 		"not healthy after 3s; last answer: curl: (22) The requested URL returned error: 500",
 		"healthz answered 500: version " + img.tagBad + " is broken on purpose", // the container's log
 	} {
@@ -277,7 +309,7 @@ func TestDockerHooksAreIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("%s %s running %s", in.name, img.v1, res.DeploymentID)
+	want := fmt.Sprintf("%s %s running %s", in.name, in.image(img.v1), res.DeploymentID)
 	spec, err := LoadAppSpec(res.ArchiveDir)
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +363,7 @@ func TestDockerStopWithNothingRunning(t *testing.T) {
 }
 
 // The downtime of a redeploy, logged (not asserted: it depends on the machine). The same
-// measurement as `go run ./internal/codedeploy/cmd/downtime`.
+// measurement as `go run ./cmd/downtime`.
 func TestDockerRedeployDowntime(t *testing.T) {
 	t.Parallel()
 	img := integration(t)
@@ -350,5 +382,276 @@ func TestDockerRedeployDowntime(t *testing.T) {
 		rep.Requests, rep.Failures, rep.LongestGap.Round(time.Millisecond), res.Duration.Round(time.Millisecond))
 	if n := len(rep.Bodies); !rep.Recovered || n == 0 || !strings.Contains(rep.Bodies[n-1], img.tag2) {
 		t.Errorf("the prober never saw %s: %q", img.tag2, rep.Bodies)
+	}
+}
+
+// probeDuring runs fn while a prober hits the instance's health URL every 20 ms, and returns the
+// prober's report (the gap is logged, never asserted: it depends on the machine).
+func (in *instance) probeDuring(path string, fn func()) devenv.Report {
+	in.t.Helper()
+	prober := devenv.StartProber(fmt.Sprintf("http://127.0.0.1:%d%s", in.port, path), 20*time.Millisecond, 20000)
+	time.Sleep(100 * time.Millisecond)
+	fn()
+	time.Sleep(1500 * time.Millisecond) // longer than the probe timeout: see the recovery
+	return prober.Stop()
+}
+
+func hookOutput(res Result) string {
+	var b strings.Builder
+	for _, ev := range res.Events {
+		for _, s := range ev.Scripts {
+			b.WriteString(s.Output)
+		}
+	}
+	return b.String()
+}
+
+// A new image whose container cannot start: ApplicationStart restores the previous container at
+// once, says so in one line, and the deployment fails; the next deployment cleans up.
+func TestDockerImageThatCannotStartKeepsTheServiceUp(t *testing.T) {
+	t.Parallel()
+	img := integration(t)
+	in := newInstance(t, img)
+	if _, err := in.deploy(in.bundle(img.v1, img.tag1)); err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	var err error
+	rep := in.probeDuring("/healthz", func() { res, err = in.deploy(in.bundle(img.dead, "dead")) })
+	if err == nil {
+		t.Fatal("an image that cannot start deployed")
+	}
+	t.Logf("failed deployment of an image that cannot start: %d probes every 20 ms, %d failed, longest gap %s",
+		rep.Requests, rep.Failures, rep.LongestGap.Round(time.Millisecond))
+	if failedEvent(res) != ApplicationStart {
+		t.Errorf("failed at %q, want ApplicationStart: %v", failedEvent(res), err)
+	}
+	if out := hookOutput(res); !strings.Contains(out, "rolled back: "+in.name+" (revision "+img.tag1) {
+		t.Errorf("no rollback line in the hook output:\n%s", out)
+	}
+	if v := in.health(); v != img.tag1 {
+		t.Errorf("after the failed deployment /healthz reports %q, want the previous %q", v, img.tag1)
+	}
+	if !rep.Recovered {
+		t.Error("the prober did not see the previous version serving again")
+	}
+	if got := in.containers(); !strings.Contains(got, in.name+" "+in.image(img.v1)+" running") || !strings.Contains(got, in.name+"-failed ") {
+		t.Errorf("want %s running v1 and %s-failed kept for its logs, got:\n%s", in.name, in.name, got)
+	}
+	// the next deployment (its ApplicationStop comes from the failed revision) cleans up
+	next, err := in.deploy(in.bundle(img.v2, img.tag2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stop := next.Event(ApplicationStop); stop == nil || len(stop.Scripts) == 0 || !strings.Contains(stop.Scripts[0].Output, "revision dead (from "+res.ArchiveDir) {
+		t.Errorf("the agent should run the failed revision's ApplicationStop: %+v", stop)
+	}
+	if got, want := in.containers(), fmt.Sprintf("%s %s running %s", in.name, in.image(img.v2), next.DeploymentID); got != want {
+		t.Errorf("after the next deployment:\n got %s\nwant %s", got, want)
+	}
+}
+
+// A new image that starts but fails its health check: ValidateService restores the previous
+// container and fails the deployment.
+func TestDockerFailingHealthCheckRestoresThePrevious(t *testing.T) {
+	t.Parallel()
+	img := integration(t)
+	in := newInstance(t, img, "HEALTH_TIMEOUT=3")
+	if _, err := in.deploy(in.bundle(img.v1, img.tag1)); err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	var err error
+	rep := in.probeDuring("/healthz", func() { res, err = in.deploy(in.bundle(img.broken, img.tagBad)) })
+	if err == nil {
+		t.Fatal("a bundle whose health check answers 500 deployed")
+	}
+	t.Logf("failed deployment of an unhealthy image: %d probes every 20 ms, %d failed, longest gap %s",
+		rep.Requests, rep.Failures, rep.LongestGap.Round(time.Millisecond))
+	out := hookOutput(res)
+	for _, want := range []string{
+		"not healthy after 3s; last answer: curl: (22) The requested URL returned error: 500",
+		"healthz answered 500: version " + img.tagBad + " is broken on purpose", // the container's log
+		"rolled back: " + in.name + " (revision " + img.tag1,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("hook output lacks %q:\n%s", want, out)
+		}
+	}
+	if failedEvent(res) != ValidateService {
+		t.Errorf("failed at %q, want ValidateService", failedEvent(res))
+	}
+	if v := in.health(); v != img.tag1 {
+		t.Errorf("after the failed deployment /healthz reports %q, want the previous %q", v, img.tag1)
+	}
+}
+
+// The agent's timeout sends SIGTERM (never SIGKILL): ValidateService's trap restores the previous
+// container before it exits, so a hook timeout cannot leave the service down.
+func TestDockerHookTimeoutRestoresThePrevious(t *testing.T) {
+	t.Parallel()
+	img := integration(t)
+	in := newInstance(t, img, "HEALTH_TIMEOUT=120")
+	if _, err := in.deploy(in.bundle(img.v1, img.tag1)); err != nil {
+		t.Fatal(err)
+	}
+	bundle := in.bundle(img.broken, img.tagBad)
+	spec := filepath.Join(bundle, "appspec.yml")
+	b, err := os.ReadFile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ValidateService's timeout far below HEALTH_TIMEOUT: the agent's SIGTERM ends it
+	b = []byte(strings.Replace(string(b), "location: scripts/validate_service.sh\n      timeout: 300", "location: scripts/validate_service.sh\n      timeout: 4", 1))
+	if !strings.Contains(string(b), "timeout: 4") {
+		t.Fatal("appspec.yml changed: cannot lower ValidateService's timeout")
+	}
+	if err := os.WriteFile(spec, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	res, err := in.deploy(bundle)
+	took := time.Since(began)
+	if err == nil {
+		t.Fatal("deployed")
+	}
+	if failedEvent(res) != ValidateService || !strings.Contains(err.Error(), "ValidateService: scripts/validate_service.sh timed out") {
+		t.Errorf("want ValidateService timed out, got %v", err)
+	}
+	if took > 60*time.Second {
+		t.Errorf("the deployment took %s: the hook ran on past its timeout", took)
+	}
+	// the agent stops reading the hook's output when it sends SIGTERM: the hook logs beside it
+	after, _ := os.ReadFile(filepath.Join(filepath.Dir(res.ArchiveDir), "logs", "webapp-after-timeout.log"))
+	if !strings.Contains(string(after), "rolled back: "+in.name+" (revision "+img.tag1) {
+		t.Errorf("no rollback line in logs/webapp-after-timeout.log:\n%s", after)
+	}
+	if v := in.health(); v != img.tag1 {
+		t.Errorf("after the timed-out deployment /healthz reports %q, want the previous %q", v, img.tag1)
+	}
+}
+
+// A revision whose ApplicationStop fails blocks the next deployment at ApplicationStop (the agent
+// runs the previous revision's script), and nothing serving is touched.
+func TestDockerFailingApplicationStopInThePreviousRevision(t *testing.T) {
+	t.Parallel()
+	img := integration(t)
+	in := newInstance(t, img)
+	broken := in.bundle(img.v1, img.tag1)
+	if err := os.WriteFile(filepath.Join(broken, "scripts", "application_stop.sh"),
+		[]byte("#!/bin/bash\necho 'a broken stop script' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.deploy(broken); err != nil {
+		t.Fatal(err) // its own ApplicationStop does not run in its deployment
+	}
+	res, err := in.deploy(in.bundle(img.v2, img.tag2))
+	if err == nil {
+		t.Fatal("deployed past a failing ApplicationStop")
+	}
+	if failedEvent(res) != ApplicationStop || !strings.Contains(hookOutput(res), "a broken stop script") {
+		t.Errorf("want the previous revision's ApplicationStop to fail the deployment, got %v", err)
+	}
+	if v := in.health(); v != img.tag1 {
+		t.Errorf("/healthz reports %q, want %q untouched", v, img.tag1)
+	}
+}
+
+// HEALTH_PATH from image.env, and the instance's APP_ENV_FILE given to the container (not baked
+// into the image); a redeploy of the same revision (the hooks re-run by the agent) serves the same.
+func TestDockerHealthPathAndAppEnvFile(t *testing.T) {
+	t.Parallel()
+	img := integration(t)
+	envFile := filepath.Join(t.TempDir(), "app.env")
+	if err := os.WriteFile(envFile, []byte("HEALTH_PATH=/ready\nAPP_SETTING=from-the-instance\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := newInstance(t, img, "APP_ENV_FILE="+envFile)
+	bundle := in.bundle(img.v1, img.tag1, func(e *devenv.ImageEnv) { e.HealthPath = "/ready" })
+	for i := 1; i <= 2; i++ {
+		res, err := in.deploy(bundle)
+		if err != nil {
+			t.Fatalf("deployment %d: %v", i, err)
+		}
+		if out := hookOutput(res); !strings.Contains(out, "healthy: http://127.0.0.1:"+fmt.Sprint(in.port)+"/ready answered") {
+			t.Errorf("ValidateService did not check /ready:\n%s", out)
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", in.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `"setting": "from-the-instance"`) {
+			t.Errorf("deployment %d: /ready = %s, want the setting from the app env file", i, body)
+		}
+		if got := in.containers(); strings.Count(got, "\n") != 0 {
+			t.Errorf("deployment %d left more than one container:\n%s", i, got)
+		}
+	}
+	// instance hygiene: the container's json-file log is capped
+	if lc, err := img.env.Docker(context.Background(), in.config, nil, "inspect", "--format", "{{.HostConfig.LogConfig.Config}}", in.name); err != nil || !strings.Contains(lc, "max-size:10m") {
+		t.Errorf("container log not capped (%v): %s", err, lc)
+	}
+	cfg, err := img.env.Docker(context.Background(), in.config, nil, "image", "inspect", "--format", "{{.Config.Env}}", in.image(img.v1))
+	if err != nil || strings.Contains(cfg, "from-the-instance") {
+		t.Errorf("the app setting is in the image's config (%v): %s", err, cfg)
+	}
+}
+
+// Instance hygiene: after validated deployments of v1, v2, v3 only v3 (current) and v2 (previous,
+// for a rollback) stay on the instance.
+func TestDockerOldImagesArePruned(t *testing.T) {
+	t.Parallel()
+	img := integration(t)
+	in := newInstance(t, img)
+	for _, v := range []struct{ ref, tag string }{{img.v1, img.tag1}, {img.v2, img.tag2}, {img.v3, img.tag3}} {
+		if _, err := in.deploy(in.bundle(v.ref, v.tag)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	present := func(ref string) bool {
+		_, err := img.env.Docker(context.Background(), in.config, nil, "image", "inspect", ref)
+		return err == nil
+	}
+	if present(in.image(img.v1)) {
+		t.Error("v1 is still on the instance after v3 was validated")
+	}
+	if !present(in.image(img.v2)) || !present(in.image(img.v3)) {
+		t.Error("the current (v3) and the previous (v2) image must stay")
+	}
+}
+
+// A deployment that ended between ApplicationStart and ValidateService (the agent killed, the
+// instance rebooted) leaves NAME (never validated) and NAME-previous: the next deployment drops
+// NAME, keeps NAME-previous as the one to restore, and restores it when the new one fails.
+func TestDockerInterruptedSwapIsCleanedUp(t *testing.T) {
+	t.Parallel()
+	img := integration(t)
+	in := newInstance(t, img, "HEALTH_TIMEOUT=3")
+	if _, err := in.deploy(in.bundle(img.v1, img.tag1)); err != nil {
+		t.Fatal(err)
+	}
+	// v2's ApplicationStart alone, as an interrupted deployment would have run it
+	half := in.bundle(img.v2, img.tag2)
+	env := append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LIFECYCLE_EVENT=AfterInstall", "DEPLOYMENT_ID=d-INTERRUPT"}, in.env...)
+	for _, s := range []string{"scripts/after_install.sh", "scripts/application_start.sh"} {
+		if _, err := runScript(context.Background(), scriptRun{Event: "test", Hook: Hook{Location: s, Timeout: 120},
+			ArchiveDir: half, Env: env, Log: testLog(t)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := in.containers(); !strings.Contains(got, in.name+"-previous "+in.image(img.v1)) {
+		t.Fatalf("want v1 kept as %s-previous:\n%s", in.name, got)
+	}
+	res, err := in.deploy(in.bundle(img.broken, img.tagBad))
+	if err == nil {
+		t.Fatal("the unhealthy revision deployed")
+	}
+	if out := hookOutput(res); !strings.Contains(out, "never validated") || !strings.Contains(out, "rolled back: "+in.name+" (revision "+img.tag1) {
+		t.Errorf("want v2 dropped as never validated and v1 restored:\n%s", out)
+	}
+	if v := in.health(); v != img.tag1 {
+		t.Errorf("/healthz reports %q, want the last validated %q", v, img.tag1)
 	}
 }

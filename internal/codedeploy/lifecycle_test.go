@@ -55,8 +55,9 @@ func TestLifecycleOrderAndPreviousRevisionStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "ApplicationStop:Skipped DownloadBundle:Succeeded BeforeInstall:Succeeded Install:Succeeded " +
-		"AfterInstall:Succeeded ApplicationStart:Succeeded ValidateService:Succeeded"
+	want := "BeforeBlockTraffic:Skipped AfterBlockTraffic:Skipped ApplicationStop:Skipped DownloadBundle:Succeeded " +
+		"BeforeInstall:Succeeded Install:Succeeded AfterInstall:Succeeded ApplicationStart:Succeeded ValidateService:Succeeded " +
+		"BeforeAllowTraffic:Skipped AfterAllowTraffic:Skipped"
 	if got := statuses(first); got != want {
 		t.Errorf("first deployment events:\n got %s\nwant %s", got, want)
 	}
@@ -120,28 +121,39 @@ ValidateService rev-two
 	}
 }
 
-func TestFailedDeploymentIsNotThePreviousRevision(t *testing.T) {
+// As the real agent (measured with codedeploy-local; the conformance test checks it): the "last
+// successful install" is recorded right after Install, so a deployment that failed in
+// ValidateService IS the previous revision of the next one; one that failed before Install is not.
+func TestFailedDeploymentAfterInstallIsThePreviousRevision(t *testing.T) {
 	t.Parallel()
 	instance := t.TempDir()
 	record := filepath.Join(t.TempDir(), "record")
 	opts := Options{InstanceDir: instance, Application: "webapp", Group: "dev",
-		Env: []string{"RECORD=" + record}, Log: testLog(t)}
+		Env: []string{"RECORD=" + record, "CHILD_PIDFILE=" + filepath.Join(t.TempDir(), "pid")}, Log: testLog(t)}
 	opts.Bundle = fixture(t, "record", "good")
 	good, err := Deploy(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Bundle = fixture(t, "failing", "bad")
+	opts.Bundle = fixture(t, "timeout", "fails-in-BeforeInstall")
 	if _, err := Deploy(context.Background(), opts); err == nil {
+		t.Fatal("timeout bundle deployed")
+	}
+	opts.Bundle = fixture(t, "failing", "fails-in-ValidateService")
+	bad, err := Deploy(context.Background(), opts)
+	if err == nil {
 		t.Fatal("failing bundle deployed")
+	}
+	if bad.PreviousDir != good.ArchiveDir {
+		t.Errorf("a deployment that failed before Install became the previous revision: %s, want %s", bad.PreviousDir, good.ArchiveDir)
 	}
 	opts.Bundle = fixture(t, "record", "next")
 	next, err := Deploy(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next.PreviousDir != good.ArchiveDir {
-		t.Errorf("after a failed deployment, ApplicationStop ran from %s, want the last successful %s", next.PreviousDir, good.ArchiveDir)
+	if next.PreviousDir != bad.ArchiveDir {
+		t.Errorf("after a deployment that failed in ValidateService, ApplicationStop ran from %s, want that deployment's %s", next.PreviousDir, bad.ArchiveDir)
 	}
 }
 

@@ -16,7 +16,8 @@ import (
 	"time"
 )
 
-// waitDelay bounds how long a killed script's leftover children may keep its output open.
+// waitDelay bounds how long a script's leftover children may keep its output open, and how long
+// a script may run on after the timeout's SIGTERM before the replay kills its process group.
 const waitDelay = 5 * time.Second
 
 // tailLines is how many output lines a HookError quotes.
@@ -32,9 +33,10 @@ type scriptRun struct {
 }
 
 // runScript runs one hook script as the agent does: from its path in the archive, in its own
-// process group, cwd "/", with the given environment only, under the hook's timeout (the
-// process group is killed when it expires). Non-zero exit, timeout, or output left open by a
-// background child fail it.
+// process group, cwd "/", with the given environment only, under the hook's timeout. When it
+// expires the process group gets SIGTERM, as from the agent, which never escalates; the replay
+// (unlike the agent, which would wait forever) kills what is left termGrace later, so a test
+// cannot hang. Non-zero exit, timeout, or output left open by a background child fail it.
 func runScript(ctx context.Context, r scriptRun) (ScriptResult, error) {
 	if r.Log == nil {
 		r.Log = io.Discard
@@ -67,25 +69,31 @@ func runScript(ctx context.Context, r scriptRun) (ScriptResult, error) {
 	hookCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	out := &outputWriter{prefix: fmt.Sprintf("[%s] %s: ", r.Event, r.Hook.Location), log: r.Log}
+	slog := openScriptsLog(r)
+	defer slog.close()
+	var all syncBuffer // stdout and stderr in the order they arrive
+	prefix := fmt.Sprintf("[%s] %s: ", r.Event, r.Hook.Location)
+	stdout := &outputWriter{prefix: prefix, log: r.Log, line: slog.line("[stdout]"), all: &all}
+	stderr := &outputWriter{prefix: prefix, log: r.Log, line: slog.line("[stderr]"), all: &all}
 	cmd := exec.CommandContext(hookCtx, script)
 	cmd.Dir = "/"
 	cmd.Env = r.Env
 	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = out, out // one writer: one pipe, lines keep their order
+	// two pipes, as the agent reads them (its scripts.log marks each line [stdout] or [stderr])
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = waitDelay
 
 	began := time.Now()
 	runErr := cmd.Run()
 	res.Duration = time.Since(began)
-	out.flush()
-	res.Output = out.buf.String()
+	stdout.flush()
+	stderr.flush()
+	res.Output = all.String()
 	if cmd.ProcessState != nil {
 		res.ExitCode = cmd.ProcessState.ExitCode()
 	}
-	appendScriptsLog(r, res)
 
 	timedOut := errors.Is(hookCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	switch {
@@ -98,6 +106,8 @@ func runScript(ctx context.Context, r scriptRun) (ScriptResult, error) {
 	switch {
 	case timedOut:
 		res.TimedOut, herr.TimedOut, herr.Timeout = true, true, timeout
+		// whatever ignored the SIGTERM for waitDelay: the agent would wait for it forever
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	case errors.Is(runErr, exec.ErrWaitDelay):
 		// The agent waits for EOF on the script's output until the timeout, then fails the
 		// event; we fail it after waitDelay, and clean up the leftovers of the process group.
@@ -134,38 +144,80 @@ func tail(output string) string {
 	return t
 }
 
-func appendScriptsLog(r scriptRun, res ScriptResult) {
+// scriptsLog appends to the deployment's logs/scripts.log in the agent's format:
+// "STAMP LifecycleEvent - EVENT", "STAMP Script - LOCATION", "STAMP [stdout]LINE" / "[stderr]LINE".
+type scriptsLog struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func openScriptsLog(r scriptRun) *scriptsLog {
+	l := &scriptsLog{}
 	if r.ScriptsLog == "" {
-		return
+		return l
 	}
 	f, err := os.OpenFile(r.ScriptsLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
+		return l
+	}
+	l.f = f
+	l.write("LifecycleEvent - " + r.Event)
+	l.write("Script - " + r.Hook.Location)
+	return l
+}
+
+func (l *scriptsLog) write(s string) {
+	if l.f == nil {
 		return
 	}
-	defer f.Close()
-	stamp := time.Now().UTC().Format("2006-01-02 15:04:05")
-	fmt.Fprintf(f, "%s LifecycleEvent - %s\n%s Script - %s (exit %d, %s)\n", stamp, r.Event, stamp,
-		r.Hook.Location, res.ExitCode, res.Duration.Round(time.Millisecond))
-	for _, line := range strings.Split(strings.TrimRight(res.Output, "\n"), "\n") {
-		fmt.Fprintf(f, "%s [output] %s\n", stamp, line)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.f, "%s %s\n", time.Now().UTC().Format("2006-01-02 15:04:05"), s)
+}
+
+func (l *scriptsLog) line(label string) func(string) { return func(s string) { l.write(label + s) } }
+
+func (l *scriptsLog) close() {
+	if l.f != nil {
+		l.f.Close()
 	}
 }
 
-// outputWriter keeps a script's output and streams it to the log line by line, prefixed.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// outputWriter keeps a script's output and streams it line by line: prefixed to log, and to
+// line (the scripts.log) when set.
 type outputWriter struct {
 	mu      sync.Mutex
 	buf     bytes.Buffer
 	partial []byte
 	prefix  string
 	log     io.Writer
+	line    func(string)
+	all     *syncBuffer
 }
 
 func (w *outputWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
-	if w.log == nil {
-		return len(p), nil
+	if w.all != nil {
+		w.all.Write(p)
 	}
 	w.partial = append(w.partial, p...)
 	for {
@@ -173,17 +225,26 @@ func (w *outputWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		fmt.Fprintf(w.log, "%s%s\n", w.prefix, w.partial[:i])
+		w.emit(string(w.partial[:i]))
 		w.partial = w.partial[i+1:]
 	}
 	return len(p), nil
 }
 
+func (w *outputWriter) emit(s string) {
+	if w.log != nil {
+		fmt.Fprintf(w.log, "%s%s\n", w.prefix, s)
+	}
+	if w.line != nil {
+		w.line(s)
+	}
+}
+
 func (w *outputWriter) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.log != nil && len(w.partial) > 0 {
-		fmt.Fprintf(w.log, "%s%s\n", w.prefix, w.partial)
+	if len(w.partial) > 0 {
+		w.emit(string(w.partial))
 		w.partial = nil
 	}
 }

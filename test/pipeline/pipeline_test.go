@@ -141,6 +141,9 @@ func TestCommitOnBranchIsServed(t *testing.T) {
 	if first.code != 0 {
 		t.Fatalf("pipeline should deploy the change\n%s\n%s", first.stdout, first.stderr)
 	}
+	if !strings.Contains(first.stdout, "Deploy  with the CodeDeploy agent") {
+		t.Errorf("the Deploy stage should run through the real agent (dev/env.sh up installs it):\n%s", first.stdout)
+	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	if !strings.Contains(first.stdout, url) {
 		t.Errorf("the run should end by printing %s:\n%s", url, first.stdout)

@@ -7,6 +7,7 @@ package devenv
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -75,7 +76,7 @@ func (e Env) Password() (string, error) {
 
 // HookEnv is the instance settings the hooks get (Options.Env): the dev dockerd, moto, the aws
 // CLI's directory, HOST_PORT, a docker config dir of the caller's (logins stay out of ~/.docker),
-// and no /etc/webapp/deploy.env.
+// and no /etc/webapp/deploy.env or app.env (extra entries, later, win: e.g. APP_ENV_FILE=PATH).
 func (e Env) HookEnv(hostPort int, dockerConfig string, extra ...string) []string {
 	return append([]string{
 		"DOCKER_HOST=" + e.DockerHost,
@@ -86,6 +87,7 @@ func (e Env) HookEnv(hostPort int, dockerConfig string, extra ...string) []strin
 		"EXTRA_PATH=" + e.ToolsBin,
 		"WEBAPP_DEPLOY_ENV=/nonexistent/deploy.env",
 		"VERIFY_IMAGE=off", // issue 13: these images are unsigned until the build signs them; an extra VERIFY_IMAGE=on wins
+		"APP_ENV_FILE=", // not this machine's /etc/webapp/app.env
 		fmt.Sprintf("HOST_PORT=%d", hostPort),
 	}, extra...)
 }
@@ -108,7 +110,8 @@ func (e Env) Docker(ctx context.Context, dockerConfig string, stdin []byte, args
 
 // BuildImage builds testdata/deploy/image with VERSION and HEALTH_STATUS, pushes it to the
 // registry as repo:tag, removes the local copy (so the hooks must log in and pull), and returns
-// the reference by digest.
+// the reference by digest. healthStatus 0 (CannotStart) builds an image whose container cannot
+// start at all (its user does not exist).
 func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthStatus int) (string, error) {
 	cfg, err := os.MkdirTemp("", "devenv-docker-config-")
 	if err != nil {
@@ -123,9 +126,12 @@ func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthS
 		return "", err
 	}
 	ref := e.Registry + "/" + repo + ":" + tag
-	if _, err := e.Docker(ctx, cfg, nil, "build", "--quiet", "--tag", ref,
-		"--build-arg", "VERSION="+tag, "--build-arg", fmt.Sprintf("HEALTH_STATUS=%d", healthStatus),
-		filepath.Join(repoRoot, "testdata", "deploy", "image")); err != nil {
+	args := []string{"build", "--quiet", "--tag", ref,
+		"--build-arg", "VERSION=" + tag, "--build-arg", fmt.Sprintf("HEALTH_STATUS=%d", healthStatus)}
+	if healthStatus == CannotStart {
+		args = append(args, "--build-arg", "RUNAS=nosuchuser")
+	}
+	if _, err := e.Docker(ctx, cfg, nil, append(args, filepath.Join(repoRoot, "testdata", "deploy", "image"))...); err != nil {
 		return "", err
 	}
 	if _, err := e.Docker(ctx, cfg, nil, "push", "--quiet", ref); err != nil {
@@ -141,11 +147,50 @@ func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthS
 	return digest, nil
 }
 
+// CannotStart as BuildImage's healthStatus: an image whose container cannot start.
+const CannotStart = 0
+
+// CopyImage copies an image already in the registry (by digest) to another repository of it,
+// with crane ($WEBAPP_DEV_CRANE): the same digest under a name of the caller's, so tests that
+// prune their app's images do not touch each other's. Returns repo@digest.
+func (e Env) CopyImage(ctx context.Context, ref, repo string) (string, error) {
+	crane := os.Getenv("WEBAPP_DEV_CRANE")
+	if crane == "" {
+		return "", errors.New("WEBAPP_DEV_CRANE is not set: source /run/webapp-dev/env")
+	}
+	cfg, err := os.MkdirTemp("", "devenv-crane-config-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(cfg)
+	password, err := e.Password()
+	if err != nil {
+		return "", err
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte(e.Username + ":" + password))
+	if err := os.WriteFile(filepath.Join(cfg, "config.json"),
+		[]byte(`{"auths":{"`+e.Registry+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		return "", err
+	}
+	_, digest, ok := strings.Cut(ref, "@")
+	if !ok {
+		return "", fmt.Errorf("CopyImage: %s is not by digest", ref)
+	}
+	dst := e.Registry + "/" + repo
+	cmd := exec.CommandContext(ctx, crane, "copy", "--insecure", ref, dst+":copy")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("crane copy %s %s: %w: %s", ref, dst, err, out)
+	}
+	return dst + "@" + digest, nil
+}
+
 // ImageEnv is what a test bundle's image.env names (the rest comes from Env).
 type ImageEnv struct {
 	Image         string // by digest
 	Revision      string
 	ContainerName string
+	HealthPath    string // "" writes no HEALTH_PATH (a bundle from before the app contract: /healthz)
 }
 
 // WriteBundle lays out a deploy bundle in dir as the build does: the repository's appspec.yml
@@ -177,6 +222,9 @@ AWS_REGION=%s
 CONTAINER_NAME=%s
 CONTAINER_PORT=8080
 `, img.Image, repo, img.Revision, img.Revision, e.Registry, e.Region, img.ContainerName)
+	if img.HealthPath != "" {
+		env += "HEALTH_PATH=" + img.HealthPath + "\n"
+	}
 	return os.WriteFile(filepath.Join(dir, "image.env"), []byte(env), 0o644)
 }
 
