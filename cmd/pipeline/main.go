@@ -13,12 +13,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -30,6 +28,7 @@ import (
 	"github.com/acme/webapp-pipeline/dev/devenv"
 	"github.com/acme/webapp-pipeline/internal/codebuild"
 	"github.com/acme/webapp-pipeline/internal/codedeploy"
+	"github.com/acme/webapp-pipeline/internal/gitx"
 	"github.com/acme/webapp-pipeline/internal/ssmparam"
 )
 
@@ -165,22 +164,14 @@ func healthPath(archive string) string {
 // format infra/template.yml uses): a fresh clone of the repository at that commit — the committed
 // tree with its git metadata, never the working tree or its uncommitted changes.
 func (c *CLI) source(ctx context.Context) (commit, subject, dir string, err error) {
-	git := func(args ...string) (string, error) {
-		b, err := exec.CommandContext(ctx, "git", args...).Output()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return "", fmt.Errorf("git %s: %s", strings.Join(args, " "), strings.TrimSpace(string(ee.Stderr)))
-		}
-		return strings.TrimSpace(string(b)), err
-	}
-	if _, err = git("-C", c.Repo, "rev-parse", "--git-dir"); err != nil {
+	if _, err = gitx.Out(ctx, c.Repo, "rev-parse", "--git-dir"); err != nil {
 		return "", "", "", fmt.Errorf("--repo %q is not a git repository: %w", c.Repo, err)
 	}
-	if commit, err = git("-C", c.Repo, "rev-parse", "--verify", "--quiet", "refs/heads/"+c.Branch+"^{commit}"); err != nil || commit == "" {
-		branches, _ := git("-C", c.Repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
+	if commit, err = gitx.Out(ctx, c.Repo, "rev-parse", "--verify", "--quiet", "refs/heads/"+c.Branch+"^{commit}"); err != nil || commit == "" {
+		branches, _ := gitx.Out(ctx, c.Repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
 		return "", "", "", fmt.Errorf("no branch %q in %s (branches: %s): commit to it or pass --branch", c.Branch, c.Repo, strings.ReplaceAll(branches, "\n", ", "))
 	}
-	subject, _ = git("-C", c.Repo, "log", "-1", "--format=%s", commit)
+	subject, _ = gitx.Out(ctx, c.Repo, "log", "-1", "--format=%s", commit)
 	dir = filepath.Join(c.Work, "source", commit)
 	if err := os.RemoveAll(dir); err != nil {
 		return "", "", "", err
@@ -189,11 +180,11 @@ func (c *CLI) source(ctx context.Context) (commit, subject, dir string, err erro
 	if err != nil {
 		return "", "", "", err
 	}
-	if _, err := git("clone", "--quiet", "--no-local", "--single-branch", "--branch", c.Branch, repo, dir); err != nil {
+	if _, err := gitx.Out(ctx, ".", "clone", "--quiet", "--no-local", "--single-branch", "--branch", c.Branch, repo, dir); err != nil {
 		return "", "", "", err
 	}
 	// the branch may have moved since rev-parse: build exactly the commit recorded
-	if _, err := git("-C", dir, "checkout", "--quiet", "--detach", commit); err != nil {
+	if _, err := gitx.Out(ctx, dir, "checkout", "--quiet", "--detach", commit); err != nil {
 		return "", "", "", err
 	}
 	return commit, subject, dir, nil
