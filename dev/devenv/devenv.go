@@ -87,7 +87,7 @@ func (e Env) HookEnv(hostPort int, dockerConfig string, extra ...string) []strin
 		"EXTRA_PATH=" + e.ToolsBin,
 		"WEBAPP_DEPLOY_ENV=/nonexistent/deploy.env",
 		"VERIFY_IMAGE=off", // issue 13: these images are unsigned until the build signs them; an extra VERIFY_IMAGE=on wins
-		"APP_ENV_FILE=", // not this machine's /etc/webapp/app.env
+		"APP_ENV_FILE=",    // not this machine's /etc/webapp/app.env
 		fmt.Sprintf("HOST_PORT=%d", hostPort),
 	}, extra...)
 }
