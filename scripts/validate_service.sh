@@ -13,7 +13,8 @@ fail_and_restore() {
   trap - TERM
   log "last log lines of $CONTAINER_NAME:"
   docker logs --tail 20 "$CONTAINER_NAME" 2>&1 | sed 's/^/  | /' >&2 || true
-  if container_exists "$CONTAINER_NAME-previous"; then
+  # only this deployment's container is replaced (never one a rollback already put back)
+  if container_exists "$CONTAINER_NAME-previous" && [ "$(inspect "$CONTAINER_NAME" '{{.Config.Image}}')" = "$IMAGE" ]; then
     docker stop --time "$STOP_TIMEOUT" "$CONTAINER_NAME" >/dev/null 2>&1 || true
     remove "$CONTAINER_NAME-failed" "replaced"
     docker rename "$CONTAINER_NAME" "$CONTAINER_NAME-failed"
@@ -26,7 +27,9 @@ fail_and_restore() {
 healthy() { body=$(curl --fail --silent --show-error --max-time 2 "$1" 2>&1); }
 
 main() {
+  trap 'exit 143' TERM # nothing known yet, nothing to restore
   load_config
+  trap 'output_after_term; fail_and_restore "ValidateService was terminated (hook timeout) before it could check health"' TERM
   need_cmd docker
   need_cmd curl
   local url=http://$HOST_ADDR:$HOST_PORT$HEALTH_PATH deadline=$((SECONDS + HEALTH_TIMEOUT))

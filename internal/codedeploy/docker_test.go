@@ -502,8 +502,8 @@ func TestDockerHookTimeoutRestoresThePrevious(t *testing.T) {
 		t.Fatal(err)
 	}
 	// ValidateService's timeout far below HEALTH_TIMEOUT: the agent's SIGTERM ends it
-	b = []byte(strings.Replace(string(b), "location: scripts/validate_service.sh\n      timeout: 300", "location: scripts/validate_service.sh\n      timeout: 4", 1))
-	if !strings.Contains(string(b), "timeout: 4") {
+	b = []byte(strings.Replace(string(b), "location: scripts/validate_service.sh\n      timeout: 300", "location: scripts/validate_service.sh\n      timeout: 6", 1))
+	if !strings.Contains(string(b), "timeout: 6") {
 		t.Fatal("appspec.yml changed: cannot lower ValidateService's timeout")
 	}
 	if err := os.WriteFile(spec, b, 0o644); err != nil {

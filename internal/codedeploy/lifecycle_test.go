@@ -166,7 +166,9 @@ func TestHookFailureMessage(t *testing.T) {
 		t.Fatalf("want a HookError, got %v", err)
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, "ValidateService: hooks/fail.sh exited 3: checking health\nfail: service answered 500") {
+	// stdout and stderr are two pipes (as for the agent): their lines may interleave either way
+	if !strings.Contains(msg, "ValidateService: hooks/fail.sh exited 3: ") || !strings.Contains(msg, "checking health") ||
+		!strings.Contains(msg, "fail: service answered 500") {
 		t.Errorf("unclear error: %s", msg)
 	}
 	if ev := res.Event(ValidateService); ev == nil || ev.Status != Failed || ev.Scripts[0].ExitCode != 3 {
