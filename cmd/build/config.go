@@ -163,6 +163,9 @@ func parseConfig(name string, data []byte) (map[string]any, error) {
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if _, dup := values[k.Value]; dup {
+			return nil, fmt.Errorf("%s:%d: %s is set twice: keep one", name, k.Line, k.Value)
+		}
 		kind, ok := configKeys[k.Value]
 		if !ok {
 			return nil, fmt.Errorf("%s:%d: unknown key %q; allowed: %s", name, k.Line, k.Value, allowedKeys())

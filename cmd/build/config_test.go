@@ -82,6 +82,7 @@ func TestContractFileErrors(t *testing.T) {
 		"bool":          {"require-non-root: yes please\n", "pipeline.yml:1: require-non-root must be true or false"},
 		"not a mapping": {"- a\n- b\n", "pipeline.yml: must be a mapping of contract keys"},
 		"not yaml":      {"a: [\n", "pipeline.yml: not valid YAML"},
+		"twice":         {"app-dir: a\napp-dir: b\n", "pipeline.yml:2: app-dir is set twice"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parse(t, c.yml, "lint")
