@@ -199,11 +199,3 @@ func ImageTarball(c *dagger.Client, baseImage string, layout *dagger.Directory) 
 		WithExec([]string{"python3", "/ci/oci.py", "tarball", "/layout", "/out/image.tar"}).
 		File("/out/image.tar")
 }
-
-// NativeImage is the native image (ImageLayout) as a container, for running
-// or exporting locally. Publish the layout itself (its digest is
-// reproducible); Dagger's Publish of this container would stamp new history
-// times.
-func NativeImage(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Container {
-	return c.Container().Import(ImageTarball(c, o.App.BaseImage, ImageLayout(c, src, o)))
-}

@@ -20,11 +20,15 @@ const SmokeHost = "app"
 // health check): a container that exits before that fails the binding with
 // the container's exit code; one that never listens keeps it waiting, so the
 // caller bounds the whole call by the contract's health timeout.
-func Smoke(c *dagger.Client, baseImage string, img *dagger.Container, port int, healthPath string, timeout time.Duration) *dagger.Container {
+//
+// run makes the probe a new command each time (the caller passes something
+// unique): a smoke test is a fact of one run, never served from the cache.
+func Smoke(c *dagger.Client, baseImage string, img *dagger.Container, port int, healthPath string, timeout time.Duration, run string) *dagger.Container {
 	svc := img.WithExposedPort(port).AsService(dagger.ContainerAsServiceOpts{UseEntrypoint: true})
 	url := fmt.Sprintf("http://%s:%d%s", SmokeHost, port, healthPath)
 	return toolbox(c, baseImage).
 		WithServiceBinding(SmokeHost, svc).
+		WithEnvVariable("SMOKE_RUN", run).
 		WithExec([]string{"python3", "/ci/probe.py", url, strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64)},
 			dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 }

@@ -39,11 +39,11 @@ type ContractFlags struct {
 	HealthPath      string            `help:"GET this path on the container port must answer 2xx: the smoke test before the push, and ValidateService on the instances (default: ${default})." env:"BUILD_HEALTH_PATH" group:"contract" default:"/" placeholder:"PATH"`
 	HealthTimeout   time.Duration     `help:"The smoke test's bound: the health path must answer within this time of the container's start (default: ${default})." env:"BUILD_HEALTH_TIMEOUT" group:"contract" default:"30s" placeholder:"DURATION"`
 	RequireNonRoot  bool              `help:"Fail the smoke test when the image runs as root (otherwise a warning)." env:"BUILD_REQUIRE_NON_ROOT" group:"contract"`
-	BaseImage       string            `help:"Python image for lint, tests and the native image (default: ${default})." env:"BUILD_BASE_IMAGE" group:"contract" default:"public.ecr.aws/docker/library/python:3.13-slim" placeholder:"IMAGE"`
+	BaseImage       string            `help:"Python image for lint, tests and the native image (default: ${default})." env:"BUILD_BASE_IMAGE" group:"contract" default:"${default_base_image}" placeholder:"IMAGE"`
 	Deps            string            `help:"How the app declares its dependencies: requirements, pyproject (PEP 621/735), uv (uv.lock), auto (uv.lock, else the requirements files, else pyproject.toml) (default: ${default})." env:"BUILD_DEPS" group:"contract" default:"auto" enum:"auto,requirements,pyproject,uv"`
 	Requirements    []string          `help:"requirements: the runtime requirement files (default: ${default})." env:"BUILD_REQUIREMENTS" group:"contract" default:"requirements.txt" placeholder:"FILE"`
 	DevRequirements []string          `help:"requirements: the lint/test requirement files (default: those of requirements-dev.txt, requirements-test.txt, dev-requirements.txt, test-requirements.txt that exist)." env:"BUILD_DEV_REQUIREMENTS" group:"contract" placeholder:"FILE"`
-	DevGroups       []string          `help:"pyproject/uv: the extras or dependency groups with the lint/test tools (default: all)." env:"BUILD_DEV_GROUPS" group:"contract" placeholder:"NAME"`
+	DevGroups       []string          `help:"pyproject: the extras or dependency groups with the lint/test tools; uv: the dependency groups (default: all of them, and uv all extras too)." env:"BUILD_DEV_GROUPS" group:"contract" placeholder:"NAME"`
 	PythonPath      string            `help:"Put on PYTHONPATH for lint, tests and the native image, relative to the app directory (default: src when there is one, else the app directory)." env:"BUILD_PYTHON_PATH" group:"contract" placeholder:"DIR"`
 	LintCommand     Command           `help:"The lint command, run in the app directory (default: ${default})." env:"BUILD_LINT_COMMAND" group:"contract" default:"flake8 ." placeholder:"CMD"`
 	TestCommand     Command           `help:"The test command, run in the app directory; pytest writes JUnit through PYTEST_ADDOPTS (default: ${default})." env:"BUILD_TEST_COMMAND" group:"contract" default:"python -m pytest" placeholder:"CMD"`
@@ -120,21 +120,23 @@ func (p *Port) Decode(ctx *kong.DecodeContext) error {
 type configKind string
 
 const (
-	kindString   configKind = "a string"
-	kindPort     configKind = "a port number (1-65535)"
-	kindBool     configKind = "true or false"
-	kindDuration configKind = "a duration such as 30s"
-	kindList     configKind = "a list of strings"
-	kindCommand  configKind = "a command: a list of strings (exec form) or one string"
-	kindMap      configKind = "a map of strings"
+	kindString     configKind = "a string"
+	kindPort       configKind = "a port number (1-65535)"
+	kindBool       configKind = "true or false"
+	kindDuration   configKind = "a duration such as 30s"
+	kindList       configKind = "a list of strings"
+	kindCommand    configKind = "a command: a list of strings (exec form) or one string"
+	kindMap        configKind = "a map of strings"
+	kindImageBuild configKind = `one of "dockerfile", "native", "auto"`
+	kindDeps       configKind = `one of "requirements", "pyproject", "uv", "auto"`
 )
 
 // configKeys are the keys pipeline.yml may hold: the contract flags' names.
 var configKeys = map[string]configKind{
-	"app-dir": kindString, "app-name": kindString, "image-build": kindString, "dockerfile": kindString,
+	"app-dir": kindString, "app-name": kindString, "image-build": kindImageBuild, "dockerfile": kindString,
 	"docker-target": kindString, "build-args": kindMap, "command": kindCommand, "container-port": kindPort,
 	"health-path": kindString, "health-timeout": kindDuration, "require-non-root": kindBool,
-	"base-image": kindString, "deps": kindString, "requirements": kindList, "dev-requirements": kindList,
+	"base-image": kindString, "deps": kindDeps, "requirements": kindList, "dev-requirements": kindList,
 	"dev-groups": kindList, "python-path": kindString, "lint-command": kindCommand, "test-command": kindCommand,
 }
 
@@ -194,7 +196,19 @@ func configValue(kind configKind, n *yaml.Node) (any, error) {
 		if _, err := scalar("!!bool"); err != nil {
 			return nil, err
 		}
-		return b || n.Value == "true", n.Decode(&b)
+		if err := n.Decode(&b); err != nil {
+			return nil, fmt.Errorf("got %q", n.Value)
+		}
+		return b, nil
+	case kindImageBuild, kindDeps:
+		v, err := scalar("!!str")
+		if err != nil {
+			return nil, err
+		}
+		if !strings.Contains(string(kind), `"`+v+`"`) {
+			return nil, fmt.Errorf("got %q", v)
+		}
+		return v, nil
 	case kindPort:
 		var p int
 		if _, err := scalar("!!int"); err != nil {
@@ -224,8 +238,8 @@ func configValue(kind configKind, n *yaml.Node) (any, error) {
 		}
 		list := []any{}
 		for _, e := range n.Content {
-			if e.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("item %s", describe(e))
+			if e.Kind != yaml.ScalarNode || e.Tag != "!!str" {
+				return nil, fmt.Errorf("item %s (quote it)", describe(e))
 			}
 			list = append(list, e.Value)
 		}
@@ -331,6 +345,9 @@ func loadContractFile(kctx *kong.Context) (map[string]any, error) {
 		}
 		repo := str("repo")
 		name = rev + ":" + cfg
+		if _, err := gitx.Out(context.Background(), repo, "rev-parse", "--verify", "--end-of-options", rev+"^{commit}"); err != nil {
+			return nil, fmt.Errorf("commit %q not found in %s (git fetch it first)", rev, repo)
+		}
 		b, ok := gitx.Show(context.Background(), repo, rev, filepath.ToSlash(cfg))
 		if !ok {
 			if explicit {

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/alecthomas/kong"
 )
 
 // parse parses args as the build program does, in a repository holding
@@ -83,6 +81,9 @@ func TestContractFileErrors(t *testing.T) {
 		"not a mapping": {"- a\n- b\n", "pipeline.yml: must be a mapping of contract keys"},
 		"not yaml":      {"a: [\n", "pipeline.yml: not valid YAML"},
 		"twice":         {"app-dir: a\napp-dir: b\n", "pipeline.yml:2: app-dir is set twice"},
+		"enum":          {"image-build: docker\n", `pipeline.yml:1: image-build must be one of "dockerfile", "native", "auto": got "docker"`},
+		"list item":     {"requirements: [a.txt, 8]\n", "pipeline.yml:1: requirements must be a list of strings: item int \"8\" (quote it)"},
+		"bool case":     {"require-non-root: maybe\n", "pipeline.yml:1: require-non-root must be true or false"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parse(t, c.yml, "lint")
@@ -97,7 +98,7 @@ func TestContractFileErrors(t *testing.T) {
 // that builds.
 func TestContractKeysAreFlags(t *testing.T) {
 	var cli CLI
-	parser, err := kong.New(&cli)
+	parser, err := newParser(&cli, &bytes.Buffer{}, func(int) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,5 +125,15 @@ func TestContractFileMissing(t *testing.T) {
 	}
 	if _, err := parse(t, "", "lint", "--config", "other.yml"); err == nil || !strings.Contains(err.Error(), "other.yml") {
 		t.Errorf("missing --config: %v", err)
+	}
+}
+
+// YAML's other spellings of true are true.
+func TestContractBoolSpellings(t *testing.T) {
+	for _, v := range []string{"True", "TRUE", "true"} {
+		cli, err := parse(t, "require-non-root: "+v+"\n", "lint")
+		if err != nil || !cli.Lint.RequireNonRoot {
+			t.Errorf("require-non-root: %s gave %v, %v", v, cli.Lint.RequireNonRoot, err)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/acme/webapp-pipeline/internal/build"
+	"github.com/acme/webapp-pipeline/internal/contract"
 )
 
 // Globals are the flags every command takes.
@@ -54,6 +55,7 @@ func newParser(cli *CLI, w io.Writer, exit func(int)) (*kong.Kong, error) {
 		kong.Description("Build phase of the webapp pipeline (Dagger). Flags fall back to the environment variables shown, "+
 			"the app contract's flags then to the keys of the same name in the repository's pipeline.yml."),
 		kong.Resolvers(&configResolver{}),
+		kong.Vars{"default_base_image": contract.DefaultBaseImage},
 		kong.ExplicitGroups([]kong.Group{{Key: "contract", Title: "App contract (each flag is also a key of pipeline.yml; flag > env > file > default):"}}),
 		kong.Writers(w, w),
 		kong.Exit(exit),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,18 +21,22 @@ import (
 // layout (to inspect and push). A Dockerfile image without a contract port
 // takes the port it EXPOSEs.
 func (p *pipeline) image(ctx context.Context, revision string) error {
-	p.imageOpts = ci.ImageOpts{App: p.app, Revision: revision, SourceDateEpoch: sourceDateEpoch(ctx, p.b.Source)}
+	opts := ci.ImageOpts{App: p.app, Revision: revision, SourceDateEpoch: sourceDateEpoch(ctx, p.b.Source)}
+	p.port = p.app.Port
 	var what string
 	switch p.app.Build {
 	case contract.BuildDockerfile:
-		p.img = ci.DockerfileImage(p.src, p.imageOpts)
+		// The build context is the app directory as `docker build` sees it:
+		// only .git left out, the app's .dockerignore decides the rest.
+		ctxDir := p.c.Host().Directory(filepath.Join(p.b.Source, p.app.Dir), dagger.HostDirectoryOpts{Exclude: []string{".git"}})
+		p.img = ci.DockerfileImage(ctxDir, opts)
 		p.layout = ci.ContainerLayout(p.c, p.app.BaseImage, p.img)
 		what = "build " + p.app.Dir + "/" + p.app.Dockerfile
 		if p.app.Target != "" {
 			what += " (target " + p.app.Target + ")"
 		}
 	default:
-		p.layout = ci.ImageLayout(p.c, p.src, p.imageOpts)
+		p.layout = ci.ImageLayout(p.c, p.src, opts)
 		// The container view of the layout is imported only when something
 		// runs or exports it (the smoke test, shell).
 		p.img = p.c.Container().Import(ci.ImageTarball(p.c, p.app.BaseImage, p.layout))
@@ -48,15 +53,16 @@ func (p *pipeline) image(ctx context.Context, revision string) error {
 		if _, err := p.layout.Sync(ctx); err != nil {
 			return err
 		}
-		if p.app.Port != 0 {
+		if p.port != 0 {
 			return nil
 		}
 		port, err := exposedPort(ctx, p.img)
 		if err != nil {
 			return err
 		}
-		p.app.Port = port
-		p.imageOpts.App.Port = port
+		// Its own field: lint and test read p.app meanwhile (the contract
+		// stays one value; the port the image says is a fact of the build).
+		p.port = port
 		p.log.Info("container port from the image's EXPOSE", "port", port)
 		return nil
 	})
@@ -104,8 +110,7 @@ func (p *pipeline) dockerfileFailure(err error) error {
 	}
 	run := m[1]
 	exit, _ := strconv.Atoi(m[2])
-	time.Sleep(300 * time.Millisecond) // the engine's progress output trails the result
-	out := p.rep.buildLogs.of("RUN "+run, 15)
+	out := p.rep.buildLogs.wait("RUN "+run, 10*time.Second).of("RUN "+run, 15) // the engine's progress trails the result
 	if len(out) == 0 {
 		out = []string{"(the instruction printed nothing)"}
 	}
@@ -129,7 +134,7 @@ var exitedRe = regexp.MustCompile(`exited: exit code: (\d+)`)
 // its last log lines; nothing is pushed.
 func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 	var facts smokeFacts
-	url := fmt.Sprintf("http://%s:%d%s", ci.SmokeHost, p.app.Port, p.app.HealthPath)
+	url := fmt.Sprintf("http://%s:%d%s", ci.SmokeHost, p.port, p.app.HealthPath)
 	err := p.timed(ctx, "smoke", func() error {
 		user, err := p.img.User(ctx)
 		if err != nil {
@@ -140,33 +145,45 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 			return &stepFailure{Step: "smoke", Exit: -1,
 				Err: fmt.Errorf("the image runs as root (user %q) and the contract sets require-non-root: add USER to the Dockerfile", user)}
 		}
-		// The engine waits for the port before the probe starts; a container
-		// that never listens would keep it waiting: the bound covers both.
-		sctx, cancel := context.WithTimeout(ctx, p.app.HealthTimeout+5*time.Second)
+		// The engine waits for the port before the probe starts (with a
+		// backoff of up to 10 s between its tries), then the probe has the
+		// contract's timeout: the outer bound covers both, so that reaching
+		// it means the port never opened.
+		listen := 2*p.app.HealthTimeout + 10*time.Second
+		sctx, cancel := context.WithTimeout(ctx, listen)
 		defer cancel()
 		p.rep.serviceLogs.reset()
-		probe := ci.Smoke(p.c, p.app.BaseImage, p.img, p.app.Port, p.app.HealthPath, p.app.HealthTimeout)
+		// A new run every build: a smoke test is a fact of this run, not a
+		// cacheable result (a failure under load would otherwise replay).
+		nonce := strconv.FormatInt(time.Now().UnixNano(), 10)
+		probe := ci.Smoke(p.c, p.app.BaseImage, p.img, p.port, p.app.HealthPath, p.app.HealthTimeout, nonce)
 		code, err := probe.ExitCode(sctx)
 		var logs []string
-		if err != nil || code != 0 {
+		if (err != nil || code != 0) && ctx.Err() == nil {
 			logs = p.rep.serviceLogs.wait(10 * time.Second).last(15) // the engine's progress trails the result
 		}
 		cmd := imageCommand(ctx, p.img) + "; then GET " + url + " (the image as a service in the engine)"
 		switch {
-		case err != nil && sctx.Err() != nil && ctx.Err() == nil:
+		case err != nil && ctx.Err() != nil:
+			return err // stopped: another step failed, or the run's own limit
+		case err != nil && sctx.Err() != nil:
 			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: -1, Output: logs,
-				Err: fmt.Errorf("smoke test: the container did not listen on port %d within %s (its last log lines above): check container-port (%d) and the address the server binds (0.0.0.0, not 127.0.0.1)",
-					p.app.Port, p.app.HealthTimeout, p.app.Port)}
+				Err: fmt.Errorf("smoke test: the container did not listen on port %d (waited %s; its last log lines above): check container-port (%d) and the address the server binds (0.0.0.0, not 127.0.0.1)",
+					p.port, listen, p.port)}
 		case err != nil:
+			exit := -1
 			if m := exitedRe.FindStringSubmatch(err.Error()); m != nil {
-				exit, _ := strconv.Atoi(m[1])
-				if p.rep.serviceLogs.count() == 0 {
-					logs = p.rerun(ctx)
-				}
-				return &stepFailure{Step: "smoke", Cmd: cmd, Exit: exit, Output: logs,
-					Err: fmt.Errorf("smoke test: the container exited %d before it listened on port %d (its last log lines above): the image cannot start", exit, p.app.Port)}
+				exit, _ = strconv.Atoi(m[1])
+			} else if strings.Contains(err.Error(), "exited before healthcheck") {
+				exit = 0
+			} else {
+				return newFailure("smoke", "run the image", err)
 			}
-			return newFailure("smoke", "run the image", err)
+			if p.rep.serviceLogs.count() == 0 {
+				logs = p.rerun(ctx)
+			}
+			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: exit, Output: logs,
+				Err: fmt.Errorf("smoke test: the container exited %d before it listened on port %d (its last log lines above): the image cannot start", exit, p.port)}
 		}
 		out, _ := probe.Stdout(ctx)
 		facts.Answer = strings.TrimSpace(out)

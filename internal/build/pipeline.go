@@ -43,11 +43,11 @@ type pipeline struct {
 	mu    sync.Mutex // guards steps: lint, test and image run at once
 	steps []step
 
-	deps      *dagger.Container // built once, shared by lint and test
-	depsErr   error             // ... and so is its failure
-	imageOpts ci.ImageOpts      // set by image; publish pushes the layout made with them
-	img       *dagger.Container // the image as a container (smoke test, shell, tarball)
-	layout    *dagger.Directory // the image as an OCI layout (inspected and pushed)
+	deps    *dagger.Container // built once, shared by lint and test
+	depsErr error             // ... and so is its failure
+	img     *dagger.Container // the image as a container (smoke test, shell)
+	layout  *dagger.Directory // the image as an OCI layout (inspected, exported and pushed)
+	port    int               // the container port: the contract's, else the image's EXPOSE
 }
 
 type step struct {

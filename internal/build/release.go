@@ -195,7 +195,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 			RegistryLogin:         pf.Login,
 			RegistryUsernameParam: or(pf.PullUsernameParam, pf.RegistryUsernameParam),
 			RegistryPasswordParam: or(pf.PullPasswordParam, pf.RegistryPasswordParam),
-			AWSRegion:             regionOf(pf), ContainerName: p.app.Name, ContainerPort: p.app.Port,
+			AWSRegion:             regionOf(pf), ContainerName: p.app.Name, ContainerPort: p.port,
 			HealthPath: p.app.HealthPath,
 		}.Render()
 		if err != nil {
@@ -221,7 +221,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 		info, _ := json.MarshalIndent(buildInfo{
 			Revision: revision, Image: ref, ImageTag: tag, Digest: digest,
 			Build: p.app.Build, Reproducible: p.app.Reproducible(), BaseImage: p.app.BaseImage,
-			Port: p.app.Port, HealthPath: p.app.HealthPath, Smoke: img.smoke.Answer, User: img.smoke.User,
+			Port: p.port, HealthPath: p.app.HealthPath, Smoke: img.smoke.Answer, User: img.smoke.User,
 			Created: created(ctx, b.Source), Inputs: key, Outputs: outputs, Steps: p.steps,
 		}, "", "  ")
 		return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)

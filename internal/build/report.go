@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acme/webapp-pipeline/internal/contract"
 )
 
 // Report collects what one run did — the steps, how long each took, whether
@@ -91,7 +93,7 @@ type stepFailure struct {
 func (f *stepFailure) Error() string { return f.Err.Error() }
 func (f *stepFailure) Unwrap() error { return f.Err }
 
-const defaultBaseImage = "public.ecr.aws/docker/library/python:3.13-slim"
+const defaultBaseImage = contract.DefaultBaseImage
 
 // NewReport is a report printed to w (stderr).
 func NewReport(w io.Writer) *Report {
@@ -196,15 +198,6 @@ func (r *Report) Write(p []byte) (int, error) {
 		fmt.Fprint(r.w, "\r\x1b[K")
 	}
 	return r.w.Write(p)
-}
-
-// fail records the failure the report will describe (the first one wins).
-func (r *Report) fail(f *stepFailure) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.failure == nil {
-		r.failure = f
-	}
 }
 
 // cacheStatus is "cached" when the engine served every one of the step's own
@@ -441,7 +434,7 @@ type progressParser struct {
 var (
 	ansiRe       = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
 	nestRe       = regexp.MustCompile(`^(┆ )+`)
-	dockerStepRe = regexp.MustCompile(`^\[(?:[\w-]+ )?\d+/\d+\] (.+?)(?: (?:DONE|ERROR|CACHED)\b.*)?$`)
+	dockerStepRe = regexp.MustCompile(`^(\[(?:[\w-]+ )?\d+/\d+\]) (.+?)(?: (DONE|ERROR|CACHED)\b.*)?$`)
 	serviceEndRe = regexp.MustCompile(`^Container\.asService (DONE|ERROR)\b`)
 	logLineRe    = regexp.MustCompile(`^\[[0-9.]+m?s\] \| ?(.*)$`)
 	spanLineRe   = regexp.MustCompile(`^(\d+)\s*: (.*)$`)
@@ -476,7 +469,10 @@ func (p *progressParser) line(l string) {
 	id, text := m[1], m[2]
 	nested := nestRe.ReplaceAllString(text, "")
 	if d := dockerStepRe.FindStringSubmatch(nested); d != nil {
-		p.dockerStep[id] = d[1]
+		p.dockerStep[id] = d[1] + " " + d[2] // the stage and step number too: the same RUN in two stages is two steps
+		if d[3] != "" {
+			p.r.buildLogs.end(p.dockerStep[id])
+		}
 	} else if l := logLineRe.FindStringSubmatch(nested); l != nil && nested != text && p.dockerStep[id] != "" {
 		p.r.buildLogs.add(p.dockerStep[id], l[1])
 	}
@@ -620,10 +616,12 @@ func (r *lineRing) last(n int) []string {
 	return append([]string(nil), lastN(r.lines, n)...)
 }
 
-// stepLogs keeps the last lines each Dockerfile instruction printed.
+// stepLogs keeps the last lines each Dockerfile step printed, keyed by
+// "[stage n/m] INSTRUCTION".
 type stepLogs struct {
 	mu    sync.Mutex
 	lines map[string][]string
+	ended map[string]bool
 }
 
 func (s *stepLogs) add(step, l string) {
@@ -635,14 +633,52 @@ func (s *stepLogs) add(step, l string) {
 	s.lines[step] = lastN(append(s.lines[step], strings.TrimRight(l, " \r")), ringSize)
 }
 
-// of are the last n lines of the instruction that is (or contains) step.
-func (s *stepLogs) of(step string, n int) []string {
+func (s *stepLogs) end(step string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, v := range s.lines {
-		if k == step || strings.Contains(k, step) {
-			return append([]string(nil), lastN(v, n)...)
+	if s.ended == nil {
+		s.ended = map[string]bool{}
+	}
+	s.ended[step] = true
+}
+
+// match is the key of the step running exactly instruction, preferring one
+// that has ended (the failed one); "" when none.
+func (s *stepLogs) match(instruction string) string {
+	var found string
+	for k := range s.lines {
+		if _, instr, _ := strings.Cut(k, "] "); instr == instruction {
+			if found == "" || s.ended[k] {
+				found = k
+			}
 		}
 	}
-	return nil
+	for k := range s.ended {
+		if _, instr, _ := strings.Cut(k, "] "); instr == instruction && found == "" {
+			found = k
+		}
+	}
+	return found
+}
+
+// wait gives the step's lines up to d to arrive: until the engine's
+// progress output says the step ended.
+func (s *stepLogs) wait(instruction string, d time.Duration) *stepLogs {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		s.mu.Lock()
+		k := s.match(instruction)
+		done := k != "" && s.ended[k]
+		s.mu.Unlock()
+		if done {
+			break
+		}
+	}
+	return s
+}
+
+// of are the last n lines of the step running exactly instruction.
+func (s *stepLogs) of(instruction string, n int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), lastN(s.lines[s.match(instruction)], n)...)
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/acme/webapp-pipeline/ci"
 	"github.com/acme/webapp-pipeline/internal/contract"
 )
 
@@ -32,33 +33,28 @@ import (
 // always builds.
 
 // appIgnored mirrors ci.Source's exclusions (Dagger's dockerignore-style
-// patterns): names ignored at the top of app/, and at any depth.
-var (
-	appIgnoredTop = []string{".git", ".venv", "venv", "dist", "build", "*.egg-info", ".mypy_cache", ".tox", ".ruff_cache"}
-	appIgnoredAny = []string{"__pycache__", ".pytest_cache", "*.pyc"}
-)
-
-// ContractFile is the app contract's file at the repository root (its
-// values are in the resolved contract; its bytes are hashed too).
-const ContractFile = "pipeline.yml"
-
+// patterns: "**/x" at any depth, the others at the top of the app directory).
 func appIgnored(rel string) bool {
 	base := path.Base(rel)
-	for _, p := range appIgnoredAny {
-		if ok, _ := path.Match(p, base); ok {
-			return true
-		}
-	}
-	if strings.Contains(rel, "/") {
-		return false
-	}
-	for _, p := range appIgnoredTop {
-		if ok, _ := path.Match(p, rel); ok {
+	for _, p := range ci.SourceExclude() {
+		if anyDepth, ok := strings.CutPrefix(p, "**/"); ok {
+			if m, _ := path.Match(anyDepth, base); m {
+				return true
+			}
+		} else if m, _ := path.Match(p, rel); m && !strings.Contains(rel, "/") {
 			return true
 		}
 	}
 	return false
 }
+
+// dockerContextIgnored is what the Dockerfile way leaves out of the build
+// context itself (the app's .dockerignore is the engine's to apply).
+func dockerContextIgnored(rel string) bool { return rel == ".git" }
+
+// ContractFile is the app contract's file at the repository root (its
+// values are in the resolved contract; its bytes are hashed too).
+const ContractFile = "pipeline.yml"
 
 // inputsKey hashes what a release reads; settings are the flags and derived
 // values (revision, commit time) in a fixed order.
@@ -79,7 +75,11 @@ func inputsKey(source string, app contract.App, settings ...string) (string, err
 	for _, s := range settings {
 		fmt.Fprintf(h, "setting %q\n", s)
 	}
-	if err := hashTree(h, filepath.Join(source, app.Dir), app.Dir+"/", appIgnored); err != nil {
+	skip := appIgnored
+	if app.Build == contract.BuildDockerfile {
+		skip = dockerContextIgnored // the build context is more than the lint/test upload
+	}
+	if err := hashTree(h, filepath.Join(source, app.Dir), app.Dir+"/", skip); err != nil {
 		return "", err
 	}
 	if err := hashTree(h, filepath.Join(source, "scripts"), "scripts/", nil); err != nil {

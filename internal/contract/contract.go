@@ -62,12 +62,18 @@ type App struct {
 	Test            []string // the test command, run in the app directory
 }
 
+// DefaultBaseImage is base-image's default: ECR Public's copy of the official
+// image (the same bytes as Docker Hub's, without its anonymous pull limits).
+const DefaultBaseImage = "public.ecr.aws/docker/library/python:3.13-slim"
+
 // DefaultDevRequirements are the dev requirement files used when none are named.
 var DefaultDevRequirements = []string{"requirements-dev.txt", "requirements-test.txt", "dev-requirements.txt", "test-requirements.txt"}
 
 var (
-	nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
-	argRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// the characters image.env may carry unquoted (ci.ImageEnv): the hooks read the path from it
+	healthPathRe = regexp.MustCompile(`^/[A-Za-z0-9@%+=:,./_-]*$`)
+	nameRe       = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+	argRe        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // Resolve checks a against the repository at repo and returns it with the
@@ -120,8 +126,8 @@ func (a App) Resolve(repo string) (App, error) {
 	if r.Port < 0 || r.Port > 65535 {
 		return App{}, fmt.Errorf("container-port %d: must be a port number from 1 to 65535", r.Port)
 	}
-	if !strings.HasPrefix(r.HealthPath, "/") || strings.ContainsAny(r.HealthPath, " \t\n#") {
-		return App{}, fmt.Errorf("health-path %q: must be a URL path starting with '/', e.g. /healthz", r.HealthPath)
+	if !healthPathRe.MatchString(r.HealthPath) {
+		return App{}, fmt.Errorf("health-path %q: must be a URL path starting with '/' (letters, digits and @%%+=:,./_-), e.g. /healthz", r.HealthPath)
 	}
 	if r.HealthTimeout <= 0 {
 		return App{}, fmt.Errorf("health-timeout %s: must be positive, e.g. 30s", r.HealthTimeout)

@@ -54,7 +54,7 @@ func CommitTime(ctx context.Context, dir, rev string) (t time.Time, ok bool) {
 // Show is the content of path at rev (`git show rev:path`); ok is false when
 // the commit has no such file.
 func Show(ctx context.Context, dir, rev, path string) (content []byte, ok bool) {
-	out, err := exec.CommandContext(ctx, "git", "-C", dir, "show", rev+":"+path).Output()
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "show", "--end-of-options", rev+":"+path).Output()
 	if err != nil {
 		return nil, false
 	}

@@ -78,7 +78,7 @@ func TestDaggerCLIHashIsPinned(t *testing.T) {
 func TestDefaultBaseImageIsServedByTheDevMirror(t *testing.T) {
 	img := find(t, "dev/versions.env", `(?m)^PYTHON_IMAGE=(\S+)`)[0]
 	want := "public.ecr.aws/docker/library/" + img
-	if def := find(t, "cmd/build/config.go", `env:"BUILD_BASE_IMAGE"[^\n]*default:"([^"]+)"`)[0]; def != want {
+	if def := find(t, "internal/contract/contract.go", `(?m)^const DefaultBaseImage = "([^"]+)"`)[0]; def != want {
 		t.Errorf("cmd/build --base-image defaults to %s; the dev mirror serves %s (dev/env.sh publish_base_image)", def, want)
 	}
 	if got := find(t, "pipeline.yml", `(?m)^base-image: (\S+)`)[0]; got != want {
