@@ -77,7 +77,7 @@ func SBOMOfArchive(ctx context.Context, syft, tarPath string) (*SBOM, error) {
 
 // sbomOf runs syft on source (syft's scheme:path).
 func sbomOf(ctx context.Context, syft, source string) (*SBOM, error) {
-	bin, err := syftBinary(syft)
+	bin, err := FindSyft(syft)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,9 @@ func parseSBOM(b []byte) (*SBOM, error) {
 	return s, nil
 }
 
-func syftBinary(p string) (string, error) {
+// FindSyft is the path of the syft binary p ("" = syft in PATH), or one
+// line saying how to install it: check it before building anything.
+func FindSyft(p string) (string, error) {
 	if p == "" {
 		p = "syft"
 	}

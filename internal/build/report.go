@@ -56,6 +56,9 @@ type imageFacts struct {
 	Build        string      // dockerfile or native ("" when not known: up to date)
 	Reproducible bool        // the same commit gives the same digest
 	Smoke        *smokeFacts // what the smoke test saw
+
+	SBOM   map[string]int // the SBOM's components by package URL type
+	Signed string         // the key the instances verify it with; "" = unsigned
 }
 
 // invocation is how this run was started: what the re-run commands need.
@@ -69,7 +72,7 @@ type invocation struct {
 
 // stepRank orders steps as the pipeline does, whichever finished first.
 func stepRank(name string) int {
-	for i, s := range []string{"deps", "lint", "test", "image", "smoke", "check", "publish"} {
+	for i, s := range []string{"deps", "lint", "test", "image", "smoke", "sbom", "check", "publish", "attest"} {
 		if s == name {
 			return i
 		}
@@ -292,6 +295,14 @@ func (r *Report) printSummary() {
 				user = r.colour("33", "runs as root (warning: add USER to the Dockerfile; require-non-root makes it fail)")
 			}
 			fmt.Fprintf(&b, "runs as  %s\n", strings.TrimPrefix(user, "user "))
+		}
+		if im.SBOM != nil {
+			fmt.Fprintf(&b, "sbom     %s (CycloneDX, syft)\n", packageCounts(im.SBOM))
+			if im.Signed != "" {
+				fmt.Fprintf(&b, "signed   %s (signature, SLSA provenance and SBOM attached)\n", im.Signed)
+			} else {
+				fmt.Fprintf(&b, "signed   %s\n", r.colour("33", "NO: no signing key; instances refuse this image unless VERIFY_IMAGE=off"))
+			}
 		}
 	}
 	_, _ = r.Write([]byte(b.String()))
@@ -643,4 +654,26 @@ func (s *stepLogs) of(step string, n int) []string {
 		}
 	}
 	return nil
+}
+
+// packageCounts is "8 pypi, 41 deb" (by count, then name).
+func packageCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] < m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", m[k], k)
+	}
+	if len(parts) == 0 {
+		return "no packages found"
+	}
+	return strings.Join(parts, ", ")
 }
