@@ -36,7 +36,7 @@ func signer(ctx context.Context, log interface{ Warn(string, ...any) }, pf Publi
 		return nil, nil
 	}
 	if pf.SourceRepository == "" {
-		return nil, fmt.Errorf("signing with %s needs the source repository the provenance names: set --source-repository (BUILD_SOURCE_REPOSITORY), e.g. https://github.com/acme/shop, or give the checkout an origin remote", pf.SigningKey)
+		return nil, fmt.Errorf("signing with %s needs the source repository the provenance names: set --source-repository (BUILD_SOURCE_REPOSITORY), e.g. https://github.com/acme/shop", pf.SigningKey)
 	}
 	return attest.NewKMSSigner(ctx, pf.SigningKey, regionOf(pf))
 }
@@ -44,8 +44,9 @@ func signer(ctx context.Context, log interface{ Warn(string, ...any) }, pf Publi
 // SourceRepository is the repository the provenance names (and the instances
 // check): given, else CodeBuild's CODEBUILD_SOURCE_REPO_URL, else the
 // checkout's origin remote; as an https URL without credentials or .git
-// (git@github.com:acme/shop.git → https://github.com/acme/shop). "" when
-// none is known.
+// (git@github.com:acme/shop.git → https://github.com/acme/shop). A checkout
+// with none of them (a scratch copy, a developer's local repository) is
+// named by its path, file:///abs/dir: true, and what image.env then says.
 func SourceRepository(ctx context.Context, source, given string) string {
 	for _, u := range []string{given, os.Getenv("CODEBUILD_SOURCE_REPO_URL")} {
 		if u != "" {
@@ -54,6 +55,9 @@ func SourceRepository(ctx context.Context, source, given string) string {
 	}
 	if u, err := gitx.Out(ctx, source, "remote", "get-url", "origin"); err == nil && u != "" {
 		return normalizeRepoURL(u)
+	}
+	if abs, err := filepath.Abs(source); err == nil {
+		return "file://" + filepath.ToSlash(abs)
 	}
 	return ""
 }
