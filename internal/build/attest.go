@@ -100,7 +100,7 @@ func (p *pipeline) sbom(ctx context.Context, syft, dir string) (*attest.SBOM, er
 // the contract and the settings that change the image as parameters, the
 // base image by digest, the dependency files and the Dockerfile as
 // materials. reproduce builds the same value from its rebuild.
-func (p *pipeline) provenance(ctx context.Context, image, repository, revision string) (attest.Provenance, error) {
+func (p *pipeline) provenance(ctx context.Context, image, repository, revision, commit string) (attest.Provenance, error) {
 	base, err := p.c.Container().From(p.app.BaseImage).ImageRef(ctx)
 	if err != nil || !strings.Contains(base, "@sha256:") {
 		return attest.Provenance{}, fmt.Errorf("resolve the base image %s to a digest: %v", p.app.BaseImage, err)
@@ -111,7 +111,7 @@ func (p *pipeline) provenance(ctx context.Context, image, repository, revision s
 	}
 	id, version := builder()
 	return attest.Provenance{
-		Image: image, Repository: repository, Commit: revision,
+		Image: image, Repository: repository, Commit: commit,
 		BuilderID: id, BuilderVersion: version,
 		// Only what changes the image: a rebuild with other harmless
 		// settings (the push repository, the login) has the same materials.
@@ -203,20 +203,49 @@ func basicAuth(user, password string) authn.Authenticator {
 	return authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
 }
 
+// claims prepares the provenance of the image about to be pushed, and checks
+// it makes a valid statement (with the layout's digest as the subject):
+// a provenance that cannot be made fails the build before the push.
+func (p *pipeline) claims(ctx context.Context, revision string, pf Publish) (attest.Provenance, error) {
+	prov, err := p.provenance(ctx, "", pf.SourceRepository, revision, commitOf(ctx, p.b.Source, revision))
+	if err == nil && pf.SourceRepository != "" {
+		check := prov
+		var facts *imageFacts
+		if facts, err = p.imageFacts(ctx); err == nil {
+			check.Image = pf.ImageRepo + "@" + facts.Digest
+			_, err = check.Statement()
+		}
+	}
+	if err != nil {
+		return prov, &stepFailure{Step: "attest", Exit: -1, Err: fmt.Errorf("the image's provenance: %w (nothing was pushed)", err)}
+	}
+	if prov.Commit == "" {
+		p.log.Warn("the provenance names no commit: --revision is not a commit and the source is not a git checkout", "revision", revision)
+	}
+	return prov, nil
+}
+
+// commitOf is the commit built: the revision when it is a commit id, else
+// the checkout's HEAD, else "".
+func commitOf(ctx context.Context, source, revision string) string {
+	if isCommit(revision) {
+		return revision
+	}
+	return gitx.Head(ctx, source)
+}
+
 // attest writes --out/attest for the pushed image ref and, with a signer,
 // signs the claims and attaches them in the registry (the step "attest",
 // after the push: Attach refuses a digest the registry does not serve).
 // Unsigned, the SBOM and the provenance statement are only written.
-func (p *pipeline) attest(ctx context.Context, tmp, ref, revision string, pf Publish, s *attest.KMSSigner,
+func (p *pipeline) attest(ctx context.Context, tmp, ref string, prov attest.Provenance, s *attest.KMSSigner,
 	sb *attest.SBOM, auth authn.Authenticator) error {
-	prov, err := p.provenance(ctx, ref, pf.SourceRepository, revision)
-	if err != nil {
-		return &stepFailure{Step: "attest", Exit: -1, Err: err}
-	}
+	prov.Image = ref
 	dir := filepath.Join(tmp, "attest")
 	if s == nil {
 		var statement []byte
-		if pf.SourceRepository != "" {
+		if prov.Repository != "" {
+			var err error
 			if statement, err = prov.Statement(); err != nil {
 				return &stepFailure{Step: "attest", Exit: -1, Err: err}
 			}
@@ -224,7 +253,7 @@ func (p *pipeline) attest(ctx context.Context, tmp, ref, revision string, pf Pub
 		return writeFiles(dir, attestFiles(nil, sb, statement))
 	}
 	var res *attest.Result
-	err = p.timed(ctx, "attest", func() error {
+	err := p.timed(ctx, "attest", func() error {
 		var err error
 		res, err = attest.Attach(ctx, ref, s, attest.Claims{SBOM: sb.JSON, Provenance: prov}, auth)
 		return err

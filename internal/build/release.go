@@ -185,6 +185,11 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 		return err
 	}
 
+	prov, err := p.claims(ctx, revision, pf)
+	if err != nil {
+		return err
+	}
+
 	var ref string
 	err = writeDirAtomic(of.Dir, func(tmp string) error {
 		bundleDir := filepath.Join(tmp, "bundle")
@@ -232,7 +237,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 			signingKey, sourceRepo = sign.VerifyRef(), pf.SourceRepository
 			facts.Signed = signingKey
 		}
-		if err := p.attest(ctx, tmp, ref, revision, pf, sign, img.sbom, basicAuth(user, password)); err != nil {
+		if err := p.attest(ctx, tmp, ref, prov, sign, img.sbom, basicAuth(user, password)); err != nil {
 			return err
 		}
 		env, err := ci.ImageEnv{

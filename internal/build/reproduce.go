@@ -156,7 +156,7 @@ func (r Reproduce) checkClaims(ctx context.Context, p *pipeline, sha string) err
 		return fmt.Errorf("the provenance of %s names commit %s, not %s: this image was built from another commit", r.Expect, src.Commit, sha)
 	}
 	// The repository is a claim the rebuild cannot re-derive (the commit it checks).
-	prov, err := p.provenance(ctx, r.Expect, src.Repository, sha)
+	prov, err := p.provenance(ctx, r.Expect, src.Repository, sha, sha)
 	if err != nil {
 		return err
 	}
