@@ -90,6 +90,10 @@ func sbomOf(ctx context.Context, syft, source string) (*SBOM, error) {
 	cmd := exec.CommandContext(ctx, bin, "scan", source, "--quiet", "-o", "cyclonedx-json="+file)
 	cmd.Env = append(os.Environ(),
 		"SYFT_CHECK_FOR_APP_UPDATE=false", // no network: nothing to ask
+		// Packages, not every file: without this syft lists (and hashes) each file the
+		// packages own as a component of its own, ~4,400 of them in a Dockerfile image (1.4 MB
+		// of SBOM instead of 0.25 MB, and ~1 s more of syft on a code change).
+		"SYFT_FILE_METADATA_SELECTION=none", "SYFT_FILE_METADATA_DIGESTS=",
 		"SYFT_CACHE_DIR="+filepath.Join(out, "cache"),
 		"HOME="+out, // nothing of syft's lands in the caller's home
 	)
