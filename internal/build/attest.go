@@ -66,6 +66,9 @@ var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@([A-Za-z0-9.-]+):(.+)$`)
 
 func normalizeRepoURL(s string) string {
 	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "/") { // a local clone's origin
+		return "file://" + strings.TrimSuffix(s, "/")
+	}
 	if m := scpLike.FindStringSubmatch(s); m != nil {
 		s = "https://" + m[1] + "/" + m[2]
 	}
