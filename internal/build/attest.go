@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -87,13 +88,17 @@ func normalizeRepoURL(s string) string {
 func (p *pipeline) sbom(ctx context.Context, syft, dir string) (*attest.SBOM, error) {
 	var sb *attest.SBOM
 	err := p.timed(ctx, "sbom", func() error {
+		start := time.Now()
 		if _, err := p.layout.Export(ctx, dir); err != nil {
 			return newFailure("sbom", "export the image layout", err)
 		}
+		exported := time.Now()
 		var err error
 		if sb, err = attest.SBOMOfLayout(ctx, syft, dir); err != nil {
 			return &stepFailure{Step: "sbom", Cmd: "syft scan oci-dir:" + dir, Exit: -1, Err: err}
 		}
+		p.log.Info("sbom", "packages", packageCounts(sb.Packages), "export_seconds", secs(exported.Sub(start)),
+			"syft_seconds", secs(time.Since(exported)))
 		return nil
 	})
 	return sb, err
