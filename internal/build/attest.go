@@ -83,22 +83,26 @@ func normalizeRepoURL(s string) string {
 	return strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git")
 }
 
-// sbom exports the image's layout into dir and has syft list what it holds
-// (the step "sbom", beside the smoke test). publish then pushes from dir.
-func (p *pipeline) sbom(ctx context.Context, syft, dir string) (*attest.SBOM, error) {
+// sbom exports the image's layout into dir, calls exported, and has syft
+// list what the image holds (the step "sbom"). publish then pushes from dir.
+// The smoke test waits for exported: it reads its container's lines from the
+// engine's progress output, which trails (and has lost them) while the engine
+// exports a layout at the same time; syft, a host process, runs beside it.
+func (p *pipeline) sbom(ctx context.Context, syft, dir string, exported func()) (*attest.SBOM, error) {
 	var sb *attest.SBOM
 	err := p.timed(ctx, "sbom", func() error {
 		start := time.Now()
-		if _, err := p.layout.Export(ctx, dir); err != nil {
+		_, err := p.layout.Export(ctx, dir)
+		exported()
+		if err != nil {
 			return newFailure("sbom", "export the image layout", err)
 		}
-		exported := time.Now()
-		var err error
+		scanned := time.Now()
 		if sb, err = attest.SBOMOfLayout(ctx, syft, dir); err != nil {
 			return &stepFailure{Step: "sbom", Cmd: "syft scan oci-dir:" + dir, Exit: -1, Err: err}
 		}
-		p.log.Info("sbom", "packages", packageCounts(sb.Packages), "export_seconds", secs(exported.Sub(start)),
-			"syft_seconds", secs(time.Since(exported)))
+		p.log.Info("sbom", "packages", packageCounts(sb.Packages), "export_seconds", secs(scanned.Sub(start)),
+			"syft_seconds", secs(time.Since(scanned)))
 		return nil
 	})
 	return sb, err

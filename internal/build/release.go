@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"dagger.io/dagger"
@@ -151,12 +152,16 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 		if r.err = p.image(bctx, revision); r.err == nil {
 			// The SBOM needs only the image: beside the smoke test.
 			sctx, stopSBOM := context.WithCancelCause(bctx)
-			sbomDone := make(chan error, 1)
+			sbomDone, exported := make(chan error, 1), make(chan struct{})
+			var once sync.Once
+			ready := func() { once.Do(func() { close(exported) }) }
 			go func() {
 				var err error
-				r.sbom, err = p.sbom(sctx, syft, layoutDir)
+				r.sbom, err = p.sbom(sctx, syft, layoutDir, ready)
+				ready()
 				sbomDone <- err
 			}()
+			<-exported // see sbom: the smoke test's logs need the engine to itself
 			if r.smoke, r.err = p.smoke(bctx); r.err != nil {
 				stopSBOM(errOtherFailed)
 			}
