@@ -441,6 +441,7 @@ func humanBytes(n int64) string {
 // CACHED. Lines look like `24  : Container.withExec(args: [...]): Container!`
 // then `24  : Container.withExec CACHED [0.0s]`; a call may span lines.
 type progressParser struct {
+	mu   sync.Mutex // the SDK writes from more than one goroutine (the CLI session's and its own)
 	r    *Report
 	tee  io.Writer // --verbose: the raw output also goes here
 	buf  []byte
@@ -464,6 +465,8 @@ func newProgressParser(r *Report, tee io.Writer) *progressParser {
 }
 
 func (p *progressParser) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.tee != nil {
 		_, _ = p.tee.Write(b)
 	}
