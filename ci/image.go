@@ -79,7 +79,8 @@ func toolbox(c *dagger.Client, baseImage string) *dagger.Container {
 // never runs: apt/dpkg and their state, pip and the bundled wheels, perl,
 // bash, most coreutils, docs, locales, the stdlib's tests and GUI modules
 // (the list is in scripts/slim.py). python3 and its libraries, dash, id, CA
-// certificates and tzdata stay.
+// certificates and tzdata stay, and /var/lib/dpkg/status with the stanzas of
+// the packages that stay (syft lists them in the SBOM).
 func RuntimeBase(c *dagger.Client, baseImage string) *dagger.Directory {
 	return toolbox(c, baseImage).
 		WithMountedDirectory("/rootfs", c.Container().From(baseImage).Rootfs()).

@@ -20,6 +20,8 @@ type ImageEnv struct {
 	ContainerName         string
 	ContainerPort         int    // the port the app listens on in the container
 	HealthPath            string // GET it on ContainerPort must answer 2xx (ValidateService)
+	SigningKey            string // cosign key reference the instances verify with ("" = unsigned: left out)
+	SourceRepository      string // the repository the signed provenance names (with SigningKey)
 }
 
 // shellSafe is what may appear unquoted on the right of KEY= in a sourced file.
@@ -52,6 +54,9 @@ func (e ImageEnv) Render() (string, error) {
 		{"CONTAINER_PORT", fmt.Sprint(e.ContainerPort)},
 		{"HEALTH_PATH", e.HealthPath},
 	}...)
+	if e.SigningKey != "" { // verify_image.sh: the signature's key and the provenance's repository
+		kv = append(kv, [][2]string{{"SIGNING_KEY", e.SigningKey}, {"SOURCE_REPOSITORY", e.SourceRepository}}...)
+	}
 	if e.ContainerPort < 1 || e.ContainerPort > 65535 {
 		return "", fmt.Errorf("image.env: CONTAINER_PORT %d is not a port", e.ContainerPort)
 	}

@@ -32,6 +32,17 @@ func TestImageEnvRender(t *testing.T) {
 		t.Errorf("ecr login: %q, %v", got, err)
 	}
 
+	signed := env
+	signed.SigningKey, signed.SourceRepository = "awskms:///arn:aws:kms:us-east-1:123456789012:key/0a1b", "https://github.com/acme/shop"
+	if got, err := signed.Render(); err != nil || !strings.HasSuffix(got, "HEALTH_PATH=/healthz\n"+
+		"SIGNING_KEY=awskms:///arn:aws:kms:us-east-1:123456789012:key/0a1b\nSOURCE_REPOSITORY=https://github.com/acme/shop\n") {
+		t.Errorf("signed: %q, %v", got, err)
+	}
+	signed.SourceRepository = ""
+	if _, err := signed.Render(); err == nil || !strings.Contains(err.Error(), "SOURCE_REPOSITORY") {
+		t.Errorf("a key without a repository: %v", err)
+	}
+
 	bad := env
 	bad.Image = "127.0.0.1:5001/webapp:abc123"
 	if _, err := bad.Render(); err == nil || !strings.Contains(err.Error(), "by digest") {

@@ -22,8 +22,8 @@ TEMPLATE=infra/template.yml
 # shellcheck source=SCRIPTDIR/versions.env
 source "$ROOT/dev/versions.env"
 # The registry's rule folders for the services the template's resources belong to (S3, SNS, ECR,
-# CloudWatch and Logs, CodeBuild, IAM, ELBv2); a rule file whose resources are absent is a SKIP.
-GUARD_RULE_DIRS=(amazon_s3 amazon_sns aws_ecr cloudwatch codebuild iam elastic_load_balancing_v2)
+# KMS, CloudWatch and Logs, CodeBuild, IAM, ELBv2); a rule file whose resources are absent is a SKIP.
+GUARD_RULE_DIRS=(amazon_s3 amazon_sns aws_ecr aws_kms cloudwatch codebuild iam elastic_load_balancing_v2)
 
 log() { printf 'dev/lint: %s\n' "$*" >&2; }
 die() { printf 'dev/lint: error: %s\n' "$*" >&2; exit 2; }

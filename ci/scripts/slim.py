@@ -10,7 +10,8 @@ import os
 import shutil
 import sys
 
-# Debian packages whose files go (the dpkg database itself goes too).
+# Debian packages whose files go (dpkg's database goes too, but for a status file listing the
+# packages that stay: what SBOM generators read).
 DROP_PACKAGES = """
 apt libapt-pkg7.0 sqv debian-archive-keyring debconf libdebconfclient0 dpkg perl-base
 python3-pip python3-pip-whl python3-setuptools-whl python3-wheel python3-packaging python3-venv
@@ -54,6 +55,14 @@ def lists(pkg):
     return []
 
 
+def kept_status():
+    """/var/lib/dpkg/status without the stanzas of DROP_PACKAGES."""
+    with open("/var/lib/dpkg/status") as f:
+        stanzas = f.read().strip("\n").split("\n\n")
+    keep = [st for st in stanzas if st.split("\n", 1)[0].removeprefix("Package: ") not in DROP_PACKAGES]
+    return "\n\n".join(keep) + "\n"
+
+
 def main(argv):
     # Work on the root filesystem mounted at argv[1] (chroot into it: absolute symlinks and
     # dpkg's lists then mean what they say), not on the running container's own files.
@@ -72,11 +81,17 @@ def main(argv):
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+    kept = kept_status()
     for tree in DROP_TREES:
         if os.path.isdir(tree) and not os.path.islink(tree):
             shutil.rmtree(tree)
         elif os.path.lexists(tree):
             os.unlink(tree)
+    # what stays installed, for SBOM generators (syft reads /var/lib/dpkg/status): dpkg's
+    # database without the dropped packages' stanzas (distroless does the same)
+    os.makedirs("/var/lib/dpkg", exist_ok=True)
+    with open("/var/lib/dpkg/status", "w") as f:
+        f.write(kept)
     dyn = f"{PYLIB}/lib-dynload"
     for name in os.listdir(dyn):
         if name.startswith(DROP_GLOBS_IN_DYNLOAD):

@@ -59,15 +59,29 @@ func (f *RevisionFlags) resolve(ctx context.Context, source string) error {
 	return nil
 }
 
-// PublishFlags say where the image goes and where the registry credentials are.
+// PublishFlags say where the image goes, where the registry credentials are
+// and how the image is signed.
 type PublishFlags struct {
-	ImageRepo             string `help:"Image repository to push to, e.g. 127.0.0.1:5001/webapp (tag = revision)." env:"BUILD_IMAGE_REPO" placeholder:"REPO"`
+	ImageRepo         string `help:"Image repository to push to, e.g. 127.0.0.1:5001/webapp (tag = revision)." env:"BUILD_IMAGE_REPO" placeholder:"REPO"`
+	LoginFlags        `embed:""`
+	PullUsernameParam string `help:"SSM parameter the INSTANCES read the registry username from, written into image.env (default: --registry-username-param). Give instances a pull-only login here." env:"BUILD_PULL_USERNAME_PARAM" placeholder:"NAME"`
+	PullPasswordParam string `help:"SSM parameter the INSTANCES read the registry password from, written into image.env (default: --registry-password-param)." env:"BUILD_PULL_PASSWORD_PARAM" placeholder:"NAME"`
+	SigningFlags      `embed:""`
+	SourceRepository  string `help:"The repository the signed provenance names and the instances check, e.g. https://github.com/acme/shop (default: CODEBUILD_SOURCE_REPO_URL, else the checkout's origin remote, as https without credentials)." env:"BUILD_SOURCE_REPOSITORY" placeholder:"URL"`
+	Syft              string `help:"The SBOM generator, syft (default: syft in PATH)." env:"BUILD_SYFT,WEBAPP_DEV_SYFT" placeholder:"PATH"`
+}
+
+// LoginFlags say how the build logs in to the registry.
+type LoginFlags struct {
 	RegistryLogin         string `help:"How the build logs in to the registry: ecr (a token from the AWS credential chain, no stored password), ssm (username and password from the two SSM parameters), auto (ecr for an ECR registry, else ssm) (default: ${default})." env:"BUILD_REGISTRY_LOGIN" enum:"auto,ssm,ecr" default:"auto"`
 	RegistryUsernameParam string `help:"SSM parameter (SecureString) holding the registry username." env:"BUILD_REGISTRY_USERNAME_PARAM" placeholder:"NAME"`
 	RegistryPasswordParam string `help:"SSM parameter (SecureString) holding the registry password." env:"BUILD_REGISTRY_PASSWORD_PARAM" placeholder:"NAME"`
-	PullUsernameParam     string `help:"SSM parameter the INSTANCES read the registry username from, written into image.env (default: --registry-username-param). Give instances a pull-only login here." env:"BUILD_PULL_USERNAME_PARAM" placeholder:"NAME"`
-	PullPasswordParam     string `help:"SSM parameter the INSTANCES read the registry password from, written into image.env (default: --registry-password-param)." env:"BUILD_PULL_PASSWORD_PARAM" placeholder:"NAME"`
-	Region                string `help:"AWS region of the SSM parameters (default: the SDK's chain)." env:"AWS_REGION" placeholder:"REGION"`
+	Region                string `help:"AWS region of the SSM parameters and the signing key (default: the SDK's chain)." env:"AWS_REGION" placeholder:"REGION"`
+}
+
+// SigningFlags name the key the image is signed with.
+type SigningFlags struct {
+	SigningKey string `help:"The KMS key that signs the image, its SLSA provenance and SBOM, as cosign names it: awskms:///KEY-ARN or awskms:///alias/NAME (the build checks it may Sign before building). Unset: the image is pushed UNSIGNED with a warning, and instances refuse it unless VERIFY_IMAGE=off." env:"BUILD_SIGNING_KEY" placeholder:"awskms:///KEY"`
 }
 
 // Validate reports the first missing publish setting.
@@ -88,20 +102,24 @@ func (f PublishFlags) Validate() error {
 }
 
 // login resolves auto: an ECR registry gets the token, any other the SSM login.
-func (f PublishFlags) login() string {
+func (f PublishFlags) login() string { return f.LoginFlags.login(f.ImageRepo) }
+
+// login resolves auto for the registry of repo.
+func (f LoginFlags) login(repo string) string {
 	switch {
 	case f.RegistryLogin == build.LoginECR || f.RegistryLogin == build.LoginSSM:
 		return f.RegistryLogin
-	case ecrauth.IsECR(ci.RegistryHost(f.ImageRepo)):
+	case ecrauth.IsECR(ci.RegistryHost(repo)):
 		return build.LoginECR
 	}
 	return build.LoginSSM
 }
 
-func (f PublishFlags) publish() build.Publish {
+func (f PublishFlags) publish(ctx context.Context, source string) build.Publish {
 	return build.Publish{ImageRepo: f.ImageRepo, Login: f.login(), RegistryUsernameParam: f.RegistryUsernameParam,
 		RegistryPasswordParam: f.RegistryPasswordParam, PullUsernameParam: f.PullUsernameParam,
-		PullPasswordParam: f.PullPasswordParam, Region: f.Region}
+		PullPasswordParam: f.PullPasswordParam, Region: f.Region,
+		SigningKey: f.SigningKey, SourceRepository: build.SourceRepository(ctx, source, f.SourceRepository), Syft: f.Syft}
 }
 
 // OutFlags name the artifacts directory.
@@ -208,7 +226,7 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep
 	if err := rf.resolve(ctx, af.Source); err != nil {
 		return err
 	}
-	return build.Release(ctx, b, rf.Revision, pf.publish(), build.Out{Dir: of.Out, Force: of.Force}, check, out)
+	return build.Release(ctx, b, rf.Revision, pf.publish(ctx, af.Source), build.Out{Dir: of.Out, Force: of.Force}, check, out)
 }
 
 // CheckCmd validates a bundle directory.
@@ -256,11 +274,16 @@ type ReproduceCmd struct {
 	Repo          string `help:"Git repository holding the commit (default: ${default})." default:"." placeholder:"DIR"`
 	ContractFlags `embed:""`
 	Step          string `help:"Run only this step: lint, test, image; all runs the three (default: ${default})." enum:"all,lint,test,image" default:"all"`
-	Expect        string `help:"Fail unless the image digest equals this one: sha256:... or repo@sha256:... (image.env's IMAGE, build.json's digest)." placeholder:"DIGEST"`
+	Expect        string `help:"Fail unless the image digest equals this one: sha256:... or repo@sha256:... (image.env's IMAGE, build.json's digest). As repo@sha256:... with --signing-key, the signed provenance published with it must also match the rebuild's (source, contract, base image, materials)." placeholder:"DIGEST"`
+	LoginFlags    `embed:""`
+	SigningFlags  `embed:""`
 }
 
 // Run rebuilds the commit in a temporary worktree and prints its digest.
 func (c *ReproduceCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *build.Report) error {
 	b := build.Build{App: c.app(), Log: log, Report: rep, Verbose: g.Verbose}
-	return build.Reproduce{Repo: c.Repo, Commit: c.Commit, Step: c.Step, Expect: c.Expect}.Run(ctx, b, out)
+	repo, _, _ := strings.Cut(c.Expect, "@")
+	claims := build.Publish{Login: c.login(repo), RegistryUsernameParam: c.RegistryUsernameParam,
+		RegistryPasswordParam: c.RegistryPasswordParam, Region: c.Region, SigningKey: c.SigningKey}
+	return build.Reproduce{Repo: c.Repo, Commit: c.Commit, Step: c.Step, Expect: c.Expect, Claims: claims}.Run(ctx, b, out)
 }

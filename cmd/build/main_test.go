@@ -50,7 +50,7 @@ func TestHelp(t *testing.T) {
 
 func TestPublishFlagsValidate(t *testing.T) {
 	t.Parallel()
-	ok := PublishFlags{ImageRepo: "127.0.0.1:5001/webapp", RegistryUsernameParam: "/u", RegistryPasswordParam: "/p"}
+	ok := PublishFlags{ImageRepo: "127.0.0.1:5001/webapp", LoginFlags: LoginFlags{RegistryUsernameParam: "/u", RegistryPasswordParam: "/p"}}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func (c *CLI) run(ctx context.Context, out, logw io.Writer) error {
 	res, err := deploy(ctx, codedeploy.Options{
 		Bundle: zipPath, InstanceDir: filepath.Join(c.Work, "instance"),
 		Application: c.Application, Group: c.Group,
-		Env: env.HookEnv(c.Port, dockerConfig, "AWS_REGION="+env.Region),
+		Env: append(env.HookEnv(c.Port, dockerConfig, "AWS_REGION="+env.Region), verifyEnv(env)...),
 		Log: prefixed(logw, "deploy | "),
 	})
 	for _, ev := range res.Events {
@@ -210,6 +210,7 @@ func (c *CLI) build(ctx context.Context, commit, execID, srcDir, zipPath, logPat
 		// the install phase skips its download), and the build's identity.
 		Overrides: map[string]string{
 			"DAGGER_BIN_DIR":                    filepath.Dir(os.Getenv("_EXPERIMENTAL_DAGGER_CLI_BIN")),
+			"SYFT_BIN_DIR":                      filepath.Dir(os.Getenv("WEBAPP_DEV_SYFT")), // issue 13: the dev env's syft, so install skips its build
 			"_EXPERIMENTAL_DAGGER_CLI_BIN":      os.Getenv("_EXPERIMENTAL_DAGGER_CLI_BIN"),
 			"CODEBUILD_RESOLVED_SOURCE_VERSION": commit,
 			"CODEBUILD_SOURCE_VERSION":          commit,
@@ -279,4 +280,16 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		}
 		p.buf = p.buf[i+1:]
 	}
+}
+
+// verifyEnv (issue 13): the instance verifies what it deploys, as on AWS: cosign (built by
+// dev/install-attest.sh) on EXTRA_PATH beside the aws CLI, moto's KMS for the public key,
+// VERIFY_IMAGE=on over HookEnv's off. The build signs with the dev env's key (BUILD_SIGNING_KEY).
+func verifyEnv(env devenv.Env) []string {
+	cosign := os.Getenv("WEBAPP_DEV_COSIGN")
+	if cosign == "" || os.Getenv("BUILD_SIGNING_KEY") == "" {
+		return nil // an env without dev/install-attest.sh: the hooks keep HookEnv's VERIFY_IMAGE=off
+	}
+	return []string{"EXTRA_PATH=" + filepath.Dir(cosign) + ":" + env.ToolsBin,
+		"AWS_ENDPOINT_URL_KMS=" + os.Getenv("AWS_ENDPOINT_URL_KMS"), "VERIFY_IMAGE=on"}
 }

@@ -32,7 +32,7 @@ const DefaultBuildType = "https://github.com/acme/webapp-pipeline/buildtypes/cmd
 type Provenance struct {
 	Image      string // the subject: repo@sha256:... as pushed
 	Repository string // the source repository, e.g. https://github.com/acme/shop (what the instance checks)
-	Commit     string // the git commit built
+	Commit     string // the git commit built ("" when not known: a build outside a git checkout)
 	Ref        string // the branch or tag, if known
 
 	BuilderID      string            // e.g. https://github.com/acme/webapp-pipeline/cmd/build
@@ -70,8 +70,8 @@ func (p Provenance) Statement() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provenance subject %q: want repo@sha256:...: %w", p.Image, err)
 	}
-	if p.Repository == "" || p.Commit == "" {
-		return nil, fmt.Errorf("provenance of %s: the source repository and commit are required", p.Image)
+	if p.Repository == "" {
+		return nil, fmt.Errorf("provenance of %s: the source repository is required", p.Image)
 	}
 	base, err := name.NewDigest(p.BaseImage)
 	if err != nil {
@@ -80,7 +80,10 @@ func (p Provenance) Statement() ([]byte, error) {
 	if p.BuilderID == "" {
 		return nil, fmt.Errorf("provenance: the builder id is required")
 	}
-	source := map[string]any{"repository": p.Repository, "commit": p.Commit}
+	source := map[string]any{"repository": p.Repository}
+	if p.Commit != "" {
+		source["commit"] = p.Commit
+	}
 	if p.Ref != "" {
 		source["ref"] = p.Ref
 	}
@@ -92,10 +95,11 @@ func (p Provenance) Statement() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provenance parameters: %w", err)
 	}
-	deps := []*intoto.ResourceDescriptor{
-		{Uri: "git+" + p.Repository, Digest: map[string]string{"gitCommit": p.Commit}},
-		{Name: "base-image", Uri: "oci://" + imageName(base.Context()), Digest: digestMap(base.DigestStr())},
+	var deps []*intoto.ResourceDescriptor
+	if p.Commit != "" {
+		deps = append(deps, &intoto.ResourceDescriptor{Uri: "git+" + p.Repository, Digest: map[string]string{"gitCommit": p.Commit}})
 	}
+	deps = append(deps, &intoto.ResourceDescriptor{Name: "base-image", Uri: "oci://" + imageName(base.Context()), Digest: digestMap(base.DigestStr())})
 	deps = append(deps, descriptors(p.Materials)...)
 	buildType := p.BuildType
 	if buildType == "" {

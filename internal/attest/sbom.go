@@ -77,7 +77,7 @@ func SBOMOfArchive(ctx context.Context, syft, tarPath string) (*SBOM, error) {
 
 // sbomOf runs syft on source (syft's scheme:path).
 func sbomOf(ctx context.Context, syft, source string) (*SBOM, error) {
-	bin, err := syftBinary(syft)
+	bin, err := FindSyft(syft)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +90,10 @@ func sbomOf(ctx context.Context, syft, source string) (*SBOM, error) {
 	cmd := exec.CommandContext(ctx, bin, "scan", source, "--quiet", "-o", "cyclonedx-json="+file)
 	cmd.Env = append(os.Environ(),
 		"SYFT_CHECK_FOR_APP_UPDATE=false", // no network: nothing to ask
+		// Packages, not every file: without this syft lists (and hashes) each file the
+		// packages own as a component of its own, ~4,400 of them in a Dockerfile image (1.4 MB
+		// of SBOM instead of 0.25 MB, and ~1 s more of syft on a code change).
+		"SYFT_FILE_METADATA_SELECTION=none", "SYFT_FILE_METADATA_DIGESTS=",
 		"SYFT_CACHE_DIR="+filepath.Join(out, "cache"),
 		"HOME="+out, // nothing of syft's lands in the caller's home
 	)
@@ -127,7 +131,9 @@ func parseSBOM(b []byte) (*SBOM, error) {
 	return s, nil
 }
 
-func syftBinary(p string) (string, error) {
+// FindSyft is the path of the syft binary p ("" = syft in PATH), or one
+// line saying how to install it: check it before building anything.
+func FindSyft(p string) (string, error) {
 	if p == "" {
 		p = "syft"
 	}

@@ -54,6 +54,29 @@ const kmsRawMax = 4096
 // key's public half (which also catches a KMS that signs something else
 // than it was asked to). Errors are one line naming the key and the fix.
 func NewKMSSigner(ctx context.Context, ref, region string) (*KMSSigner, error) {
+	s, err := openKMSKey(ctx, ref, region)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Sign(ctx, []byte("webapp-pipeline signing probe")); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// KMSPublicKey is the public half of the signing key ref (kms:GetPublicKey
+// only: what a verifier, e.g. `reproduce`, may do without kms:Sign), checked
+// to be an ECC_NIST_P256 signing key.
+func KMSPublicKey(ctx context.Context, ref, region string) (crypto.PublicKey, error) {
+	s, err := openKMSKey(ctx, ref, region)
+	if err != nil {
+		return nil, err
+	}
+	return s.pub, nil
+}
+
+// openKMSKey resolves ref and reads its public half; it signs nothing.
+func openKMSKey(ctx context.Context, ref, region string) (*KMSSigner, error) {
 	endpoint, keyID, err := parseKMSRef(ref)
 	if err != nil {
 		return nil, err
@@ -97,9 +120,6 @@ func NewKMSSigner(ctx context.Context, ref, region string) (*KMSSigner, error) {
 		if d, err := client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyID)}); err == nil && d.KeyMetadata != nil {
 			s.arn = aws.ToString(d.KeyMetadata.Arn)
 		}
-	}
-	if _, err := s.Sign(ctx, []byte("webapp-pipeline signing probe")); err != nil {
-		return nil, err
 	}
 	return s, nil
 }

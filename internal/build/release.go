@@ -11,11 +11,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"dagger.io/dagger"
 
 	"github.com/acme/webapp-pipeline/ci"
+	"github.com/acme/webapp-pipeline/internal/attest"
 	"github.com/acme/webapp-pipeline/internal/ecrauth"
 	"github.com/acme/webapp-pipeline/internal/gitx"
 	"github.com/acme/webapp-pipeline/internal/ocipush"
@@ -39,6 +41,10 @@ type buildInfo struct {
 	Inputs       string `json:"inputs"`  // key of everything the build read (see uptodate.go)
 	Outputs      string `json:"outputs"` // key of bundle/ and reports/ as written
 	Steps        []step `json:"steps"`
+	// What ships with the image (docs/supply-chain.md).
+	SigningKey       string         `json:"signing_key,omitempty"` // "" = unsigned
+	SourceRepository string         `json:"source_repository,omitempty"`
+	SBOM             map[string]int `json:"sbom_packages"` // components by package URL type
 }
 
 // Registry logins.
@@ -56,6 +62,10 @@ type Publish struct {
 	PullUsernameParam     string // ... and the instances the pull login (default: the push ones)
 	PullPasswordParam     string
 	Region                string // of the SSM parameters ("" = the SDK's chain)
+
+	SigningKey       string // cosign key reference, awskms:///...; "" = push unsigned (a warning)
+	SourceRepository string // the repository the provenance names (SourceRepository resolves it)
+	Syft             string // the SBOM generator ("" = syft in PATH)
 }
 
 // Out is the artifacts directory.
@@ -84,7 +94,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 	inputs := func() (string, error) {
 		return inputsKey(b.Source, b.App, fmt.Sprint(check), revision, pf.ImageRepo, pf.Login,
 			pf.RegistryUsernameParam, pf.RegistryPasswordParam, pf.PullUsernameParam, pf.PullPasswordParam,
-			regionOf(pf), fmt.Sprint(sourceDateEpoch(ctx, b.Source)))
+			regionOf(pf), fmt.Sprint(sourceDateEpoch(ctx, b.Source)), pf.SigningKey, pf.SourceRepository, pf.Syft)
 	}
 	key, err := inputs()
 	if err != nil {
@@ -110,6 +120,21 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 	if err != nil {
 		return err
 	}
+	// ... and the signing key and the SBOM generator: a key that is
+	// unreachable or denied fails here, before anything is built or pushed.
+	syft, err := attest.FindSyft(pf.Syft)
+	if err != nil {
+		return err
+	}
+	sign, err := signer(ctx, log, pf)
+	if err != nil {
+		return err
+	}
+	layoutDir, err := os.MkdirTemp("", "build-layout-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(layoutDir)
 
 	// The image does not depend on lint or tests: build and smoke-test it
 	// meanwhile (it is only pushed when they pass). The first of them to fail
@@ -118,13 +143,30 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 	defer stop(nil)
 	type imageResult struct {
 		smoke *smokeFacts
+		sbom  *attest.SBOM
 		err   error
 	}
 	imgDone := make(chan imageResult, 1)
 	go func() {
 		var r imageResult
 		if r.err = p.image(bctx, revision); r.err == nil {
-			r.smoke, r.err = p.smoke(bctx)
+			// The SBOM needs only the image: beside the smoke test.
+			sctx, stopSBOM := context.WithCancelCause(bctx)
+			sbomDone, exported := make(chan error, 1), make(chan struct{})
+			var once sync.Once
+			ready := func() { once.Do(func() { close(exported) }) }
+			go func() {
+				var err error
+				r.sbom, err = p.sbom(sctx, syft, layoutDir, ready)
+				ready()
+				sbomDone <- err
+			}()
+			<-exported // see sbom: the smoke test's logs need the engine to itself
+			if r.smoke, r.err = p.smoke(bctx); r.err != nil {
+				stopSBOM(errOtherFailed)
+			}
+			r.err = failures(r.err, <-sbomDone)
+			stopSBOM(nil)
 		}
 		if r.err != nil {
 			stop(errOtherFailed)
@@ -145,6 +187,11 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 			log.Info("reports written", "dir", dir)
 			rep.inv.reports = dir
 		}
+		return err
+	}
+
+	prov, err := p.claims(ctx, revision, pf)
+	if err != nil {
 		return err
 	}
 
@@ -171,9 +218,8 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 			// Push the layout byte for byte: for the native image its digest
 			// is reproducible, a Dagger Publish would re-stamp times (see
 			// internal/ocipush).
-			layoutDir := filepath.Join(tmp, ".layout")
-			defer os.RemoveAll(layoutDir)
-			ref, err = ocipush.Push(ctx, engineLayout{dir: p.layout, tmp: layoutDir}, tag, user, password)
+			// The layout as the sbom step exported it: the bytes syft read.
+			ref, err = ocipush.Push(ctx, ocipush.Dir(layoutDir), tag, user, password)
 			return err
 		})
 		if err != nil {
@@ -189,14 +235,23 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 		}
 		facts.Ref, facts.Digest = ref, digest
 		facts.Build, facts.Reproducible, facts.Smoke = p.app.Build, p.app.Reproducible(), img.smoke
+		facts.SBOM = img.sbom.Packages
 		rep.image = facts
+		var signingKey, sourceRepo string
+		if sign != nil {
+			signingKey, sourceRepo = sign.VerifyRef(), pf.SourceRepository
+			facts.Signed = signingKey
+		}
+		if err := p.attest(ctx, tmp, ref, prov, sign, img.sbom, basicAuth(user, password)); err != nil {
+			return err
+		}
 		env, err := ci.ImageEnv{
 			Image: ref, ImageTag: tag, Revision: revision, Registry: registry,
 			RegistryLogin:         pf.Login,
 			RegistryUsernameParam: or(pf.PullUsernameParam, pf.RegistryUsernameParam),
 			RegistryPasswordParam: or(pf.PullPasswordParam, pf.RegistryPasswordParam),
 			AWSRegion:             regionOf(pf), ContainerName: p.app.Name, ContainerPort: p.port,
-			HealthPath: p.app.HealthPath,
+			HealthPath: p.app.HealthPath, SigningKey: signingKey, SourceRepository: sourceRepo,
 		}.Render()
 		if err != nil {
 			return err
@@ -223,6 +278,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 			Build: p.app.Build, Reproducible: p.app.Reproducible(), BaseImage: p.app.BaseImage,
 			Port: p.port, HealthPath: p.app.HealthPath, Smoke: img.smoke.Answer, User: img.smoke.User,
 			Created: created(ctx, b.Source), Inputs: key, Outputs: outputs, Steps: p.steps,
+			SigningKey: signingKey, SourceRepository: pf.SourceRepository, SBOM: img.sbom.Packages,
 		}, "", "  ")
 		return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)
 	})
@@ -351,21 +407,4 @@ func or(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// engineLayout reads the files of an image layout out of the engine on
-// demand, each exported into tmp: publish exports the index, manifest and
-// config, and only the layers the registry lacks (a code change moves one
-// small layer, not the ~20 MB image).
-type engineLayout struct {
-	dir *dagger.Directory
-	tmp string
-}
-
-func (l engineLayout) Open(ctx context.Context, path string) (io.ReadCloser, error) {
-	dst := filepath.Join(l.tmp, filepath.FromSlash(path))
-	if _, err := l.dir.File(path).Export(ctx, dst); err != nil {
-		return nil, fmt.Errorf("export %s of the image layout: %w", path, explain(err))
-	}
-	return os.Open(dst)
 }

@@ -58,6 +58,9 @@ type imageFacts struct {
 	Build        string      // dockerfile or native ("" when not known: up to date)
 	Reproducible bool        // the same commit gives the same digest
 	Smoke        *smokeFacts // what the smoke test saw
+
+	SBOM   map[string]int // the SBOM's components by package URL type
+	Signed string         // the key the instances verify it with; "" = unsigned
 }
 
 // invocation is how this run was started: what the re-run commands need.
@@ -71,7 +74,7 @@ type invocation struct {
 
 // stepRank orders steps as the pipeline does, whichever finished first.
 func stepRank(name string) int {
-	for i, s := range []string{"deps", "lint", "test", "image", "smoke", "check", "publish"} {
+	for i, s := range []string{"deps", "lint", "test", "image", "smoke", "sbom", "check", "publish", "attest"} {
 		if s == name {
 			return i
 		}
@@ -286,6 +289,14 @@ func (r *Report) printSummary() {
 			}
 			fmt.Fprintf(&b, "runs as  %s\n", strings.TrimPrefix(user, "user "))
 		}
+		if im.SBOM != nil {
+			fmt.Fprintf(&b, "sbom     %s (CycloneDX, syft)\n", packageCounts(im.SBOM))
+			if im.Signed != "" {
+				fmt.Fprintf(&b, "signed   %s (signature, SLSA provenance and SBOM attached)\n", im.Signed)
+			} else {
+				fmt.Fprintf(&b, "signed   %s\n", r.colour("33", "NO: no signing key; instances refuse this image unless VERIFY_IMAGE=off"))
+			}
+		}
 	}
 	_, _ = r.Write([]byte(b.String()))
 }
@@ -423,6 +434,7 @@ func humanBytes(n int64) string {
 // CACHED. Lines look like `24  : Container.withExec(args: [...]): Container!`
 // then `24  : Container.withExec CACHED [0.0s]`; a call may span lines.
 type progressParser struct {
+	mu   sync.Mutex // the SDK writes from more than one goroutine (the CLI session's and its own)
 	r    *Report
 	tee  io.Writer // --verbose: the raw output also goes here
 	buf  []byte
@@ -446,6 +458,8 @@ func newProgressParser(r *Report, tee io.Writer) *progressParser {
 }
 
 func (p *progressParser) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.tee != nil {
 		_, _ = p.tee.Write(b)
 	}
@@ -681,4 +695,26 @@ func (s *stepLogs) of(instruction string, n int) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), lastN(s.lines[s.match(instruction)], n)...)
+}
+
+// packageCounts is "8 pypi, 41 deb" (by count, then name).
+func packageCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] < m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", m[k], k)
+	}
+	if len(parts) == 0 {
+		return "no packages found"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/acme/webapp-pipeline/internal/attest"
 	"github.com/acme/webapp-pipeline/internal/gitx"
 )
 
@@ -19,6 +21,11 @@ type Reproduce struct {
 	Commit string // any revision; resolved to its SHA
 	Step   string // all, lint, test, image
 	Expect string // sha256:... or repo@sha256:...; "" checks nothing
+	// Claims: with Expect as repo@sha256:... and a SigningKey, the provenance
+	// published with that image (its signature checked with the key's public
+	// half) must name the same source, parameters and materials as the
+	// rebuild's. Login and Region say how to read it from the registry.
+	Claims Publish
 }
 
 // Run checks the commit out into a temporary git worktree (the working tree
@@ -104,6 +111,62 @@ func (r Reproduce) Run(ctx context.Context, b Build, stdout io.Writer) error {
 				sha[:12], facts.Digest, want, why)
 		}
 		b.Log.Info("digest matches", "digest", facts.Digest)
+		return r.checkClaims(ctx, p, sha)
 	}
+	return nil
+}
+
+// checkClaims compares the signed provenance published with r.Expect with
+// the rebuild's (attest.SameMaterials: source, parameters, base image,
+// materials; builder versions and times may differ).
+func (r Reproduce) checkClaims(ctx context.Context, p *pipeline, sha string) error {
+	repo, _, ok := strings.Cut(r.Expect, "@")
+	if !ok || r.Claims.SigningKey == "" {
+		p.log.Info("provenance not checked: give --expect as repo@sha256:... and --signing-key (BUILD_SIGNING_KEY)")
+		return nil
+	}
+	pub, err := attest.KMSPublicKey(ctx, r.Claims.SigningKey, regionOf(r.Claims))
+	if err != nil {
+		return err
+	}
+	pf := r.Claims
+	pf.ImageRepo = repo
+	user, password, err := registryCreds(ctx, pf)
+	if err != nil {
+		return err
+	}
+	published, err := attest.FetchProvenance(ctx, r.Expect, pub, basicAuth(user, password))
+	if err != nil {
+		return fmt.Errorf("commit %s rebuilt to the same digest, but its provenance cannot be checked: %w", sha[:12], err)
+	}
+	var st struct {
+		Predicate struct {
+			BuildDefinition struct {
+				ExternalParameters struct {
+					Source struct{ Repository, Commit string }
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(published, &st); err != nil {
+		return fmt.Errorf("the provenance of %s: %w", r.Expect, err)
+	}
+	src := st.Predicate.BuildDefinition.ExternalParameters.Source
+	if src.Commit != sha {
+		return fmt.Errorf("the provenance of %s names commit %s, not %s: this image was built from another commit", r.Expect, src.Commit, sha)
+	}
+	// The repository is a claim the rebuild cannot re-derive (the commit it checks).
+	prov, err := p.provenance(ctx, r.Expect, src.Repository, sha, sha)
+	if err != nil {
+		return err
+	}
+	rebuilt, err := prov.Statement()
+	if err != nil {
+		return err
+	}
+	if err := attest.SameMaterials(published, rebuilt); err != nil {
+		return fmt.Errorf("commit %s rebuilt to the same digest, but its signed provenance does not match the rebuild: %w", sha[:12], err)
+	}
+	p.log.Info("provenance matches", "image", r.Expect, "signed_by", r.Claims.SigningKey, "repository", src.Repository)
 	return nil
 }

@@ -129,3 +129,24 @@ func TestBuildspecNamesNoParameterAndCachesGo(t *testing.T) {
 		t.Errorf("install sets %d of GOMODCACHE and GOCACHE; want both, so cache.paths can name them", found)
 	}
 }
+
+// syft (the SBOM generator): dev/versions.env, internal/attest and the buildspec's install agree,
+// and the buildspec checks the module's hash before it builds it.
+func TestSyftVersionIsPinnedTheSameEverywhere(t *testing.T) {
+	want := find(t, "dev/versions.env", `(?m)^SYFT_VERSION=(\S+)`)[0]
+	for path, pattern := range map[string]string{
+		"buildspec.yml":           `SYFT_VERSION:\s*"?(v[0-9.]+)"?`,
+		"internal/attest/sbom.go": `SyftVersion = "(v[0-9.]+)"`,
+	} {
+		if got := find(t, path, pattern)[0]; got != want {
+			t.Errorf("%s pins syft %s, dev/versions.env %s: keep them equal", path, got, want)
+		}
+	}
+	sum := find(t, "buildspec.yml", `SYFT_MODULE_SUM:\s*"?([^"\s]*)"?`)[0]
+	if !regexp.MustCompile(`^h1:[A-Za-z0-9+/]{43}=$`).MatchString(sum) {
+		t.Errorf("buildspec.yml SYFT_MODULE_SUM %q is not a go.sum h1: hash", sum)
+	}
+	if !strings.Contains(read(t, "buildspec.yml"), `$SYFT_MODULE_SUM`) {
+		t.Error("buildspec.yml never checks SYFT_MODULE_SUM")
+	}
+}

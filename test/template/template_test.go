@@ -276,7 +276,7 @@ func check(t *testing.T, name string, s *Stack) {
 	e := env(s, "BuildProject")
 	if ecr {
 		want(t, "ECR: a role still reads SSM: "+strings.Join(append(ssmBuild, ssmInst...), ", "), len(ssmBuild)+len(ssmInst) == 0)
-		want(t, "ECR: a kms:Decrypt grant is left", len(actionsOn(s, "CodeBuildRole", "kms:"))+len(actionsOn(s, "InstanceRole", "kms:")) == 0)
+		want(t, "ECR: a kms:Decrypt grant is left", len(actionsOn(s, "CodeBuildRole", "kms:Decrypt"))+len(actionsOn(s, "InstanceRole", "kms:Decrypt")) == 0)
 		want(t, "ECR: the build cannot log in and push to the repository", has(build, "ecr:GetAuthorizationToken *",
 			"ecr:PutImage <EcrRepository.Arn>", "ecr:CompleteLayerUpload <EcrRepository.Arn>", "ecr:BatchGetImage <EcrRepository.Arn>"))
 		want(t, "ECR: the instances cannot log in and pull", has(inst, "ecr:GetAuthorizationToken *",
@@ -294,8 +294,9 @@ func check(t *testing.T, name string, s *Stack) {
 		if err := json.Unmarshal([]byte(fmt.Sprint(path(repo, "LifecyclePolicy", "LifecyclePolicyText"))), &lifecycle); err != nil || len(lifecycle.Rules) != 1 {
 			t.Errorf("ECR lifecycle policy is not JSON with one rule: %v", err)
 		}
-		want(t, "ECR repository: not scan on push, immutable, KMS, with a lifecycle policy",
-			path(repo, "ImageScanningConfiguration", "ScanOnPush") == "true" && repo["ImageTagMutability"] == "IMMUTABLE" &&
+		want(t, "ECR repository: not scan on push, immutable (but cosign's sha256-* tags), KMS, with a lifecycle policy",
+			path(repo, "ImageScanningConfiguration", "ScanOnPush") == "true" && repo["ImageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION" &&
+				fmt.Sprint(repo["ImageTagMutabilityExclusionFilters"]) == "[map[ImageTagMutabilityExclusionFilterType:WILDCARD ImageTagMutabilityExclusionFilterValue:sha256-*]]" &&
 				path(repo, "EncryptionConfiguration", "EncryptionType") == "KMS" &&
 				strings.Contains(fmt.Sprint(path(repo, "LifecyclePolicy", "LifecyclePolicyText")), `"countNumber": 100`))
 	} else {
@@ -319,6 +320,18 @@ func check(t *testing.T, name string, s *Stack) {
 		want(t, "kms:Decrypt (via SSM) on the key exactly when a key is given",
 			kms == has(build, "kms:Decrypt "+kmsKey) && kms == has(inst, "kms:Decrypt "+kmsKey))
 	}
+	// Issue 13: the build signs with the stack's key, the instances only read its public half.
+	want(t, "the build cannot sign with the signing key", has(build, "kms:Sign <SigningKey.Arn>", "kms:GetPublicKey <SigningKey.Arn>", "kms:DescribeKey <SigningKey.Arn>"))
+	want(t, "the instances cannot read the signing key's public half", has(inst, "kms:GetPublicKey <SigningKey.Arn>", "kms:DescribeKey <SigningKey.Arn>"))
+	for _, role := range roles(s) {
+		for _, a := range actionsOn(s, role, "kms:Sign") {
+			want(t, role+" may sign: "+a, role == "CodeBuildRole")
+		}
+	}
+	want(t, "BUILD_SIGNING_KEY is not the stack's key", e["BUILD_SIGNING_KEY"] == "PLAINTEXT awskms:///<SigningKey.Arn>")
+	want(t, "BUILD_SOURCE_REPOSITORY is not the GitHub repository", strings.HasPrefix(e["BUILD_SOURCE_REPOSITORY"], "PLAINTEXT https://github.com/"))
+	key := asMap(s.Resources["SigningKey"]["Properties"])
+	want(t, "the signing key is not ECC_NIST_P256 SIGN_VERIFY", key["KeySpec"] == "ECC_NIST_P256" && key["KeyUsage"] == "SIGN_VERIFY")
 	for _, st := range append(statements(s, "CodeBuildRole"), statements(s, "InstanceRole")...) {
 		if st.Sid == "DecryptRegistryCredentials" {
 			want(t, "kms:Decrypt without kms:ViaService ssm", strings.Contains(st.Condition, "kms:ViaService:ssm.us-east-1.amazonaws.com"))
