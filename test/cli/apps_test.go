@@ -179,10 +179,12 @@ func TestSmokeFailuresPushNothing(t *testing.T) {
 	}{
 		{"broken CMD", starlette, nil, []string{"---- build failed in smoke", "exit     1", "no such file or directory",
 			"the container exited 1 before it listened on port 8000"}},
+		// (the running container's own lines come through the engine's telemetry: shown when they
+		// arrive in time, which a loaded machine does not promise; a crashed one's always are)
 		{"never healthy", bottle, []string{"BUILD_HEALTH_PATH=/nope", "BUILD_HEALTH_TIMEOUT=3s"}, []string{"---- build failed in smoke",
-			"HTTP 404", "Serving on http://0.0.0.0:9090", "not 2xx within 3s"}},
+			"HTTP 404", "not 2xx within 3s"}},
 		{"never listens", bottle, []string{"BUILD_COMMAND=waitress-serve --listen=127.0.0.1:9090 shop:app", "BUILD_HEALTH_TIMEOUT=3s"},
-			[]string{"---- build failed in smoke", "did not listen on port 9090 (waited 16s", "Serving on http://127.0.0.1:9090"}},
+			[]string{"---- build failed in smoke", "did not listen on port 9090 (waited 16s"}},
 		{"runs as root, non-root required", root, []string{"BUILD_REQUIRE_NON_ROOT=true"}, []string{"---- build failed in smoke",
 			"the image runs as root", "require-non-root: add USER to the Dockerfile"}},
 		{"RUN fails", runFails, nil, []string{"---- build failed in image", "command  RUN python3 -m venv /srv/venv",
