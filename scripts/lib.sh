@@ -225,6 +225,7 @@ start_container() {
   # the image to keep for a rollback once this one is validated (prune_images)
   create_next "$next" "$(inspect "$name" '{{.Config.Image}}')$(inspect "$prev" '{{.Config.Image}}')"
   trap 'on_term_restore' TERM
+  trap '' PIPE # a TERM's "Terminated" notice on the closed pipe must not kill the restore (validate_service.sh)
   if container_exists "$name"; then
     docker stop --time "$STOP_TIMEOUT" "$name" >/dev/null || true
     docker rename "$name" "$prev"
@@ -235,7 +236,7 @@ start_container() {
     die "docker start of $IMAGE failed: ${out} $(docker logs --tail 20 "$name-failed" 2>&1)"
   fi
   docker rename "$next" "$name"
-  trap - TERM
+  trap - TERM PIPE
   log "started $name ($IMAGE, revision $REVISION) on host port $HOST_PORT; $prev kept until ValidateService passes"
 }
 
