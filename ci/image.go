@@ -17,7 +17,7 @@ import (
 // The python3 tools that slim the base and write the image deterministically
 // (they run inside the engine with the base image's own python3).
 //
-//go:embed scripts/oci.py scripts/slim.py scripts/pydeps.py scripts/probe.py
+//go:embed scripts/oci.py scripts/slim.py scripts/pydeps.py
 var scripts embed.FS
 
 // ImageOpts are the app's contract and the build facts stamped into the image.
@@ -58,7 +58,7 @@ var runtimeExclude = []string{"tests", "requirements*.txt", "constraints*.txt", 
 // toolsDir holds oci.py and slim.py.
 func toolsDir(c *dagger.Client) *dagger.Directory {
 	d := c.Directory()
-	for _, name := range []string{"oci.py", "slim.py", "pydeps.py", "probe.py"} {
+	for _, name := range []string{"oci.py", "slim.py", "pydeps.py"} {
 		b, err := scripts.ReadFile("scripts/" + name)
 		if err != nil { // embedded at build time: cannot happen
 			panic(err)
@@ -147,6 +147,20 @@ type layerSpec struct {
 // (Dagger v0.18's own Publish/AsTarball stamp the engine's cache-record times
 // into the config's history, so they cannot give that.)
 func ImageLayout(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Directory {
+	return nativeImage(c, src, o).Directory("/out")
+}
+
+// NativeImage is ImageLayout and, from the same exec, that layout as one tar
+// file (ImageTarball's bytes): what Container.Import reads for the smoke
+// test, without a second container start on every code change.
+func NativeImage(c *dagger.Client, src *dagger.Directory, o ImageOpts) (layout *dagger.Directory, tarball *dagger.File) {
+	ctr := nativeImage(c, src, o)
+	return ctr.Directory("/out"), ctr.File(nativeTar)
+}
+
+const nativeTar = "/tar/image.tar"
+
+func nativeImage(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Container {
 	epoch := o.epoch()
 	app := o.App
 	// No WithTimestamps here: oci.py writes every mtime as epoch anyway, and
@@ -188,8 +202,7 @@ func ImageLayout(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.D
 		WithMountedDirectory("/layers/1", layer(c, base, RuntimeVenv(c, app, src).WithTimestamps(int(epoch)), VenvDir, epoch)).
 		WithMountedDirectory("/layers/app", code).
 		WithNewFile("/spec/image.json", string(specJSON)).
-		WithExec([]string{"python3", "/ci/oci.py", "image", "/spec/image.json", "/out"}).
-		Directory("/out")
+		WithExec([]string{"python3", "/ci/oci.py", "image", "/spec/image.json", "/out", nativeTar})
 }
 
 // ImageTarball is the layout as one tar file (OCI archive): what `docker

@@ -1,34 +1,24 @@
 package ci
 
 import (
-	"fmt"
-	"strconv"
-	"time"
-
 	"dagger.io/dagger"
 )
 
-// SmokeHost is the name the image answers on, beside the probe.
+// SmokeHost is the name the smoke test gives the image's container in what
+// it prints (http://app:PORT/PATH): the container's own port and path.
 const SmokeHost = "app"
 
 // Smoke runs img as a service — its own entrypoint and command, as an
-// instance would run it — and beside it a probe that GETs healthPath on port
-// until it answers 2xx, for at most timeout. The probe's exit code says
-// whether it did (0) and its stdout what answered.
+// instance would run it — reached from the build program through a tunnel
+// to port (the caller GETs the health path there: no probe container to
+// start on every build).
 //
-// The engine first waits for the port to accept connections (its service
-// health check): a container that exits before that fails the binding with
-// the container's exit code; one that never listens keeps it waiting, so the
-// caller bounds the whole call by the contract's health timeout.
-//
-// run makes the probe a new command each time (the caller passes something
-// unique): a smoke test is a fact of one run, never served from the cache.
-func Smoke(c *dagger.Client, baseImage string, img *dagger.Container, port int, healthPath string, timeout time.Duration, run string) *dagger.Container {
+// Starting the tunnel starts the service and waits for the port to accept
+// connections (the engine's health check): a container that exits before
+// that fails the start with its exit code; one that never listens keeps it
+// waiting, so the caller bounds the start by the contract's health timeout.
+// A service is never served from the cache: each start runs the image.
+func Smoke(c *dagger.Client, img *dagger.Container, port int) *dagger.Service {
 	svc := img.WithExposedPort(port).AsService(dagger.ContainerAsServiceOpts{UseEntrypoint: true})
-	url := fmt.Sprintf("http://%s:%d%s", SmokeHost, port, healthPath)
-	return toolbox(c, baseImage).
-		WithServiceBinding(SmokeHost, svc).
-		WithEnvVariable("SMOKE_RUN", run).
-		WithExec([]string{"python3", "/ci/probe.py", url, strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64)},
-			dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	return c.Host().Tunnel(svc, dagger.HostTunnelOpts{Ports: []dagger.PortForward{{Backend: port}}})
 }

@@ -2,9 +2,10 @@
 
   oci.py layer SRC PREFIX EPOCH OUT   SRC's tree as one gzip layer under PREFIX ("" = /):
                                       OUT/layer.tar.gz and OUT/layer.json {digest, size, diff_id}
-  oci.py image SPEC OUT               OCI image layout in OUT from SPEC (JSON: layers as dirs
+  oci.py image SPEC OUT [TAR]         OCI image layout in OUT from SPEC (JSON: layers as dirs
                                       written by `layer`, or as src + prefix to write here;
-                                      config, epoch, history descriptions); OUT/digest
+                                      config, epoch, history descriptions); OUT/digest; with
+                                      TAR, the layout as one tar too (what `tarball` writes)
   oci.py tarball LAYOUT OUT           LAYOUT as one tar (for Container.Import / docker load)
 
 Same inputs, same bytes: entries sorted, every mtime = EPOCH (the commit time), owners numeric,
@@ -115,7 +116,7 @@ def put_blob(layout, data=None, path=None):
     return d, os.path.getsize(dst)
 
 
-def image(spec_path, out):
+def image(spec_path, out, tar=None):
     with open(spec_path) as f:
         spec = json.load(f)
     created = spec["created"]
@@ -158,6 +159,8 @@ def image(spec_path, out):
     for item in spec["layers"]:
         if "src" in item:
             shutil.rmtree(item["dir"])
+    if tar:  # the container view for Container.Import, without a second exec (a container start)
+        tarball(out, tar)
 
 
 def tarball(layout, out):

@@ -106,10 +106,11 @@ func sbomOf(ctx context.Context, syft, source string) (*SBOM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("syft wrote no SBOM: %w", err)
 	}
-	return parseSBOM(b)
+	return ParseSBOM(b)
 }
 
-func parseSBOM(b []byte) (*SBOM, error) {
+// ParseSBOM reads a CycloneDX JSON document syft wrote (as SBOMOfLayout returns it).
+func ParseSBOM(b []byte) (*SBOM, error) {
 	var doc struct {
 		BOMFormat  string `json:"bomFormat"`
 		Components []struct {

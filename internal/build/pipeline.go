@@ -48,6 +48,7 @@ type pipeline struct {
 	img     *dagger.Container // the image as a container (smoke test, shell)
 	layout  *dagger.Directory // the image as an OCI layout (inspected, exported and pushed)
 	port    int               // the container port: the contract's, else the image's EXPOSE
+	memo    memo              // facts of images built before, by digest (memo.go)
 }
 
 type step struct {
@@ -88,7 +89,7 @@ func connect(ctx context.Context, b Build) (*pipeline, error) {
 		return nil, fmt.Errorf("cannot connect to the Dagger engine %s: %s: %v", host, engineHelp, err)
 	}
 	b.Log.Info("engine connected", "seconds", secs(time.Since(start)))
-	return &pipeline{c: c, log: b.Log, errw: rep, rep: rep, b: b, app: b.App, src: ci.Source(c, appDir)}, nil
+	return &pipeline{c: c, log: b.Log, errw: rep, rep: rep, b: b, app: b.App, src: ci.Source(c, appDir), memo: openMemo()}, nil
 }
 
 func (p *pipeline) close() { _ = p.c.Close() }

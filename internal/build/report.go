@@ -539,8 +539,6 @@ func (r *Report) execStep(call string) string {
 		return "lint"
 	case test != "" && strings.Contains(call, test):
 		return "test"
-	case strings.Contains(call, "/ci/probe.py"):
-		return "smoke"
 	case install && !runtime:
 		return "deps"
 	case install, strings.Contains(call, `"/ci/`), strings.Contains(call, `"compileall"`),
