@@ -3,7 +3,7 @@
 .PHONY: build test pipeline fleet up down lint
 
 build: ## run the build CodeBuild runs (lint, test, image, publish, deploy bundle in dist/)
-	bash dev/with-env.sh go run ./cmd/build all
+	WEBAPP_DEV_FOR=build bash dev/with-env.sh go run ./cmd/build all
 
 test: ## run every test: linters, go vet, unit and integration tests against the real services
 	bash dev/with-env.sh bash dev/test.sh

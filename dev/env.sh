@@ -43,12 +43,20 @@ log() { printf 'dev/env: %s\n' "$*" >&2; }
 die() { printf 'dev/env: error: %s\n' "$*" >&2; exit 1; }
 need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and starts an engine): sudo $0 $*"; }
 
+# What the build needs (the engine's runtime, the registries, debootstrap for the base image), and
+# what only the tests need besides (dockerd as the instance, the linters, the hook tests' tools).
 APT_PACKAGES=(runc iptables dnsmasq-base containernetworking-plugins ca-certificates git pigz xz-utils
-  debootstrap docker-registry apache2-utils docker.io shellcheck yamllint curl iproute2 zip unzip tmux)
+  debootstrap docker-registry apache2-utils curl iproute2)
+APT_PACKAGES_TESTS=(docker.io shellcheck yamllint zip unzip tmux)
+
+# FOR: what `up` prepares. all (the default: `make test`, CI) or build (`make build`: what the
+# build needs, nothing the tests alone need: no dockerd, linters, CodeDeploy agent, cosign).
+FOR=${WEBAPP_DEV_FOR:-all}
 
 install_packages() {
-  local missing=() p
-  for p in "${APT_PACKAGES[@]}"; do
+  local missing=() p want=("${APT_PACKAGES[@]}")
+  [ "$FOR" = build ] || want+=("${APT_PACKAGES_TESTS[@]}")
+  for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -65,7 +73,6 @@ install_packages() {
 # engine image registry is not reachable). Keyed by version; ~3 min cold on 2 cores.
 build_engine() {
   [ -x "$ENGINE/bin/dagger-engine" ] && [ -x "$ENGINE/bin/dagger" ] && return 0
-  log "building Dagger $DAGGER_VERSION from source into $ENGINE (once; ~3-5 min)"
   local src work
   export GONOSUMDB='github.com/dagger/*,dagger.io/*' GOFLAGS=-mod=mod
   src=$(cd /tmp && go mod download -json "github.com/dagger/dagger@$DAGGER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
@@ -119,9 +126,11 @@ install_venv() { # install_venv DIR REQUIREMENTS
   touch "$1/.complete"
 }
 install_tools() {
+  install_venv "$TOOLS" requirements-tools.txt
+}
+install_checkov() { # the template linter: tests only
   local checkov
   checkov=$CACHE/checkov-$(venv_key requirements-checkov.txt)
-  install_venv "$TOOLS" requirements-tools.txt
   install_venv "$checkov" requirements-checkov.txt
   ln -sf "$checkov/bin/checkov" "$TOOLS/bin/checkov"
 }
@@ -335,28 +344,72 @@ prune_stale() {
   return 0
 }
 
+# bg NAME CMD...: run CMD in the background, its output in $CACHE/.up-NAME.log; wait_bg NAME...
+# waits and, when one failed, shows its log and stops. On a fresh machine the slow set-up runs
+# side by side: the Debian packages and the base image's debootstrap (network, dpkg) beside the
+# engine's and syft's Go builds (CPU) and the tool venvs (pip).
+declare -A BG=()
+bg() {
+  local name=$1; shift
+  "$@" >"$CACHE/.up-$name.log" 2>&1 &
+  BG[$name]=$!
+}
+wait_bg() {
+  local name
+  for name; do
+    [ -n "${BG[$name]:-}" ] || continue
+    wait "${BG[$name]}" || { cat "$CACHE/.up-$name.log" >&2; die "$name failed (its log above)"; }
+    unset "BG[$name]"
+  done
+}
+
+# syft_built: the SBOM generator the build runs (dev/install-gotool.sh, keyed by version)
+build_syft() {
+  bash "$ROOT/dev/install-gotool.sh" syft github.com/anchore/syft/cmd/syft "$SYFT_VERSION" "-X main.version=$SYFT_VERSION" >/dev/null
+}
+# cmd/build's own modules and packages, compiled while the rest is set up (`go run` reuses them)
+warm_go() { (cd "$ROOT" && GOFLAGS=-mod=readonly GONOSUMDB='github.com/dagger/*,dagger.io/*' go build -o /dev/null ./cmd/build); }
+
 cmd_up() {
   need_root up
   command -v go >/dev/null || die "Go is needed to build the engine: install Go >= 1.24"
+  case $FOR in all | build) ;; *) die "WEBAPP_DEV_FOR=$FOR: want all or build" ;; esac
   mkdir -p "$CACHE" "$RUN"
   # remember ip_forward as it was before anything of ours set it, for `down` to restore
   [ -f "$RUN/ip_forward.orig" ] || sysctl -n net.ipv4.ip_forward > "$RUN/ip_forward.orig"
+  if [ ! -x "$ENGINE/bin/dagger-engine" ] || [ ! -x "$ENGINE/bin/dagger" ]; then
+    log "building Dagger $DAGGER_VERSION and syft $SYFT_VERSION from source (once, beside the rest; logs: $CACHE/.up-*.log)"
+    bg go warm_go # a first run: nothing is compiled yet
+  fi
+  bg engine build_engine
+  bg tools install_tools
+  bg crane install_crane
+  bg syft build_syft
+  if [ "$FOR" = all ]; then
+    bg checkov install_checkov
+    bash "$ROOT/dev/install-cfn-guard.sh" --background # dev/lint.sh waits for it (~6 min once)
+  fi
   install_packages
+  bg rootfs build_rootfs
   link_runtime
-  build_engine
-  install_tools
-  bash "$ROOT/dev/install-cfn-guard.sh" --background # dev/lint.sh waits for it (~6 min once)
-  install_crane
-  bash "$ROOT/dev/install-codedeploy-local.sh" >/dev/null # the real CodeDeploy agent, the deploy tests' oracle
-  bash "$ROOT/dev/install-haproxy.sh" >/dev/null # the simulated fleet's load balancer (cmd/fleet)
-  build_rootfs
+  wait_bg crane
   start_registries
+  wait_bg rootfs
   publish_base_image
+  wait_bg engine
   start_engine
+  wait_bg tools
   start_moto
-  start_dockerd
+  [ "$FOR" = build ] || start_dockerd
   write_env
-  bash "$ROOT/dev/install-attest.sh" "$ENV_FILE" # issue 13: syft, cosign, the KMS signing key (appends to ENV_FILE)
+  wait_bg syft
+  bash "$ROOT/dev/install-attest.sh" "$ENV_FILE" "$FOR" # issue 13: syft, cosign (tests), the KMS signing key (appends to ENV_FILE)
+  if [ "$FOR" = all ]; then
+    bash "$ROOT/dev/install-codedeploy-local.sh" >/dev/null # the real CodeDeploy agent, the deploy tests' oracle
+    bash "$ROOT/dev/install-haproxy.sh" >/dev/null # the simulated fleet's load balancer (cmd/fleet)
+    wait_bg checkov
+  fi
+  wait_bg go
   prune_stale
   log "up; use it with: source $ENV_FILE"
   echo "$ENV_FILE"
