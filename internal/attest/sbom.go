@@ -75,8 +75,8 @@ func SBOMOfArchive(ctx context.Context, syft, tarPath string) (*SBOM, error) {
 	return sbomOf(ctx, syft, "oci-archive:"+abs)
 }
 
-// sbomOf runs syft on source (syft's scheme:path).
-func sbomOf(ctx context.Context, syft, source string) (*SBOM, error) {
+// sbomOf runs syft on source (syft's scheme:path), with args added to its command line.
+func sbomOf(ctx context.Context, syft, source string, args ...string) (*SBOM, error) {
 	bin, err := FindSyft(syft)
 	if err != nil {
 		return nil, err
@@ -87,7 +87,7 @@ func sbomOf(ctx context.Context, syft, source string) (*SBOM, error) {
 	}
 	defer os.RemoveAll(out)
 	file := filepath.Join(out, "sbom.cdx.json")
-	cmd := exec.CommandContext(ctx, bin, "scan", source, "--quiet", "-o", "cyclonedx-json="+file)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"scan", source, "--quiet", "-o", "cyclonedx-json=" + file}, args...)...)
 	cmd.Env = append(os.Environ(),
 		"SYFT_CHECK_FOR_APP_UPDATE=false", // no network: nothing to ask
 		// Packages, not every file: without this syft lists (and hashes) each file the

@@ -32,10 +32,16 @@ func requireSyft(t *testing.T) string {
 // tarLayer is a layer holding files (path -> content).
 func tarLayer(t *testing.T, files map[string]string) v1.Layer {
 	t.Helper()
+	return tarLayerMode(t, files, 0o644)
+}
+
+// tarLayerMode is tarLayer with the files' mode.
+func tarLayerMode(t *testing.T, files map[string]string, mode int64) v1.Layer {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for p, c := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(c)), Typeflag: tar.TypeReg}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: mode, Size: int64(len(c)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := tw.Write([]byte(c)); err != nil {

@@ -98,35 +98,22 @@ func (p *pipeline) sbom(ctx context.Context, syft, dir string, exported func()) 
 			return newFailure("sbom", "export the image layout", err)
 		}
 		scanned := time.Now()
-		digest, _ := os.ReadFile(filepath.Join(dir, "digest"))
-		key := memoKey(strings.TrimSpace(string(digest)), syftIdentity(syft))
-		if b, ok := p.memo.get("sbom", key); ok {
-			if sb, err = attest.ParseSBOM(b); err == nil {
-				p.log.Info("sbom", "packages", packageCounts(sb.Packages), "export_seconds", secs(scanned.Sub(start)),
-					"syft", "not run: this image's SBOM from an earlier build ("+p.memo.dir+")")
-				return nil
-			}
+		// The SBOMs of earlier builds, by image and layers: a code change only
+		// replaces the app's layer (attest.SBOMCache says when syft's answer is
+		// then known without scanning the whole image).
+		cache := attest.SBOMCache{}
+		if p.memo.dir != "" {
+			cache.Dir = filepath.Join(p.memo.dir, "sbom-layers")
 		}
-		if sb, err = attest.SBOMOfLayout(ctx, syft, dir); err != nil {
+		var how string
+		if sb, how, err = cache.OfLayout(ctx, syft, dir); err != nil {
 			return &stepFailure{Step: "sbom", Cmd: "syft scan oci-dir:" + dir, Exit: -1, Err: err}
 		}
-		if len(digest) > 0 {
-			p.memo.put("sbom", key, sb.JSON)
-		}
 		p.log.Info("sbom", "packages", packageCounts(sb.Packages), "export_seconds", secs(scanned.Sub(start)),
-			"syft_seconds", secs(time.Since(scanned)))
+			"sbom_seconds", secs(time.Since(scanned)), "made_by", how)
 		return nil
 	})
 	return sb, err
-}
-
-// syftIdentity names the syft binary (path, size, mtime): another syft may list other packages.
-func syftIdentity(bin string) string {
-	st, err := os.Stat(bin)
-	if err != nil {
-		return bin
-	}
-	return fmt.Sprint(bin, st.Size(), st.ModTime().UnixNano())
 }
 
 // provenance is what this build knows about how it made image (repo@sha256:...):

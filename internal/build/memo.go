@@ -10,10 +10,11 @@ import (
 )
 
 // memo keeps what a build found out about an image, by the image's digest,
-// for the next build on the same machine: the SBOM syft wrote and a passed
-// smoke test. The same digest is the same bytes, so the same answer; a
-// rebuild of an unchanged commit (--force, a retried CodeBuild build with
-// the cache restored) then skips ~2 s of syft and a container start.
+// for the next build on the same machine: a passed smoke test. The same
+// digest is the same bytes, so the same answer; a rebuild of an unchanged
+// commit (--force, a retried CodeBuild build with the cache restored) then
+// skips a container start. (The SBOMs live beside it, in sbom-layers:
+// attest.SBOMCache, which also serves an image sharing lower layers.)
 // Failures are never kept. Best effort: an unwritable cache only costs time.
 type memo struct{ dir string }
 
