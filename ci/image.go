@@ -98,13 +98,13 @@ func RuntimeVenv(c *dagger.Client, app contract.App, src *dagger.Directory) *dag
 		WithEnvVariable("UV_COMPILE_BYTECODE", "0").
 		WithDirectory("/build", depFiles(c, app, src)).
 		WithWorkdir("/build")
+	// One exec (a container start less on every dependency change): pip
+	// goes (nothing installs at run time), then the bytecode is compiled,
+	// with a fixed hash seed: set and frozenset constants are marshalled in
+	// hash order, so with a random seed the same source gives other .pyc bytes.
 	return installDeps(c, build, app, false).
-		WithExec([]string{"python", "-m", "pip", "uninstall", "-q", "-y", "pip"}). // nothing installs at run time
-		// A fixed hash seed: set and frozenset constants are marshalled in hash
-		// order, so with a random seed the same source gives other .pyc bytes.
 		WithEnvVariable("PYTHONHASHSEED", "0").
-		WithExec([]string{"python", "-m", "compileall", "-f", "-q", "-j", "1",
-			"--invalidation-mode", "unchecked-hash", VenvDir + "/lib"}).
+		WithExec([]string{"sh", "-c", `python -m pip uninstall -q -y pip && python -m compileall -f -q -j 1 --invalidation-mode unchecked-hash "$0"/lib`, VenvDir}).
 		Directory(VenvDir)
 }
 

@@ -541,8 +541,7 @@ func (r *Report) execStep(call string) string {
 		return "test"
 	case install && !runtime:
 		return "deps"
-	case install, strings.Contains(call, `"/ci/`), strings.Contains(call, `"compileall"`),
-		strings.Contains(call, `"pip", "uninstall"`):
+	case install, strings.Contains(call, `"/ci/`), strings.Contains(call, `pip uninstall -q -y pip && python -m compileall`):
 		return "image" // the runtime venv and ci/'s image tools (slim.py, oci.py)
 	}
 	return ""
