@@ -8,7 +8,8 @@
 // Scenarios (each run times the whole command, process start to exit):
 //
 //	cold      empty caches: the engine's local cache pruned (base image,
-//	          pip cache volume, every layer); for the baseline the venv, pip
+//	          pip cache volume, every layer) and the build's memo
+//	          (BUILD_CACHE_DIR) emptied; for the baseline the venv, pip
 //	          cache, built images and the pulled base image removed
 //	nochange  rebuild with nothing changed (after one untimed warm-up build):
 //	          cmd/build finds its out dir up to date and contacts nothing
@@ -134,6 +135,9 @@ func run(runs, coldRuns int, outFile string) error {
 		return fmt.Errorf("docker login: %v\n%s", err, b)
 	}
 	baselineCache := filepath.Join(work, "baseline-cache")
+	// The build's own memo (a passed smoke test, SBOMs by image and layer: internal/build/memo.go),
+	// here so that cold can empty it too.
+	memoDir := filepath.Join(work, "build-memo")
 	// The revision the Dagger build stamps into the image: a rebuild of the
 	// same commit keeps it (nochange), a change is a new commit (code, reqs,
 	// and each cold run). The baseline's naive image stamps no revision.
@@ -141,7 +145,7 @@ func run(runs, coldRuns int, outFile string) error {
 	daggerBuild := func(extra ...string) error {
 		n++
 		args := append([]string{"all", "--out", filepath.Join(work, "dist"), "--revision", fmt.Sprintf("bench-%d-%d", stamp, commit)}, extra...)
-		_, err := sh(src, append([]string{"BUILD_IMAGE_REPO=" + daggerRepo, "SOURCE_DATE_EPOCH=1764158400"}, daggerEnv...), bin, args...)
+		_, err := sh(src, append([]string{"BUILD_IMAGE_REPO=" + daggerRepo, "SOURCE_DATE_EPOCH=1764158400", "BUILD_CACHE_DIR=" + memoDir}, daggerEnv...), bin, args...)
 		return err
 	}
 	baselineBuild := func(...string) error {
@@ -169,6 +173,7 @@ func run(runs, coldRuns int, outFile string) error {
 			return err
 		}
 		defer c.Close()
+		os.RemoveAll(memoDir)
 		return c.Engine().LocalCache().Prune(ctx)
 	}
 	pruneBaseline := func() error {

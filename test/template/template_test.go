@@ -385,9 +385,24 @@ func check(t *testing.T, name string, s *Stack) {
 			path(dg, "LoadBalancerInfo") == nil && path(dg, "AlarmConfiguration") == nil && !strings.Contains(events, "ALARM"))
 	}
 
-	// Finding 5: artifacts are kept unless a retention is asked for.
-	rule := fmt.Sprint(path(s.Resources["ArtifactBucket"], "Properties", "LifecycleConfiguration", "Rules"))
-	want(t, "artifact expiry "+rule, strings.Contains(rule, "ExpirationInDays") == (s.Params["ArtifactRetentionDays"] != "0"))
+	// Finding 5: artifacts are kept unless a retention is asked for; the build's S3 cache
+	// (its own prefix) expires.
+	rules, _ := path(s.Resources["ArtifactBucket"], "Properties", "LifecycleConfiguration", "Rules").([]any)
+	byID := map[string]string{}
+	for _, r := range rules {
+		byID[fmt.Sprint(asMap(r)["Id"])] = fmt.Sprint(r)
+	}
+	want(t, "artifact expiry "+byID["artifacts"], strings.Contains(byID["artifacts"], "ExpirationInDays") == (s.Params["ArtifactRetentionDays"] != "0"))
+	want(t, "build cache expiry "+byID["build-cache"], strings.Contains(byID["build-cache"], "Prefix:codebuild-cache/") &&
+		strings.Contains(byID["build-cache"], "ExpirationInDays:30"))
+	// The pipeline's build caches in S3 under the artifact bucket (its role may write there);
+	// the pull-request checks never share it (LOCAL: untrusted code writes no tool the pipeline runs).
+	cache := fmt.Sprint(path(s.Resources["BuildProject"], "Properties", "Cache"))
+	want(t, "build project cache "+cache, cache == "map[Location:<ArtifactBucket>/codebuild-cache Type:S3]")
+	if pr, ok := s.Resources["PullRequestProject"]; ok {
+		prCache := fmt.Sprint(path(pr, "Properties", "Cache"))
+		want(t, "pull-request cache "+prCache, strings.Contains(prCache, "Type:LOCAL"))
+	}
 	// Outputs: the optional ones exactly with their option.
 	for out, cond := range map[string]string{"EcrRepositoryUri": "UseEcr", "TargetGroupArn": "HasTrafficControl", "PullRequestProjectName": "HasPullRequestBuilds"} {
 		_, ok := s.Outputs[out]
