@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -92,14 +91,7 @@ func TestSBOMListsDebianAndPythonPackages(t *testing.T) {
 	}
 
 	// The same image as an OCI archive (a tar of its layout, as ci.ImageTarball writes it).
-	dir := t.TempDir()
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
+	dir := writeLayout(t, img)
 	archive := filepath.Join(t.TempDir(), "image.tar")
 	if out, err := exec.Command("tar", "-C", dir, "-cf", archive, "oci-layout", "index.json", "blobs").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v: %s", err, out)
@@ -120,14 +112,7 @@ func TestSBOMListsDebianAndPythonPackages(t *testing.T) {
 // Debian with debootstrap) the SBOM has every package of its dpkg status.
 func TestSBOMOfTheBaseImageMatchesDpkg(t *testing.T) {
 	syft := requireSyft(t)
-	ref, err := name.ParseReference("127.0.0.1:5000/library/python:3.13-slim", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := devMirrorBase(t)
 	want := dpkgCount(t, img)
 	s, err := SBOMOfImage(context.Background(), syft, img)
 	if err != nil {
@@ -137,6 +122,20 @@ func TestSBOMOfTheBaseImageMatchesDpkg(t *testing.T) {
 	if s.Packages["deb"] != want || want < 50 {
 		t.Fatalf("SBOM has %d deb packages, dpkg status %d", s.Packages["deb"], want)
 	}
+}
+
+// devMirrorBase is python:3.13-slim from the dev environment's mirror (Debian, debootstrap).
+func devMirrorBase(t *testing.T) v1.Image {
+	t.Helper()
+	ref, err := name.ParseReference("127.0.0.1:5000/library/python:3.13-slim", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // dpkgCount counts the installed packages in img's /var/lib/dpkg/status.

@@ -9,12 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // The conformance test of SBOMCache: the oracle is syft itself. Each image's
@@ -320,14 +318,7 @@ func TestSBOMCacheMatchesSyft(t *testing.T) {
 // The real base image (python:3.13-slim from the dev mirror) as the lower layers.
 func TestSBOMCacheOnTheBaseImage(t *testing.T) {
 	syft := requireSyft(t)
-	ref, err := name.ParseReference("127.0.0.1:5000/library/python:3.13-slim", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	baseImg, err := remote.Image(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
+	baseImg := devMirrorBase(t)
 	c := SBOMCache{Dir: t.TempDir()}
 	labels := func(rev string) map[string]string {
 		return map[string]string{"org.opencontainers.image.revision": rev, "org.opencontainers.image.title": "webapp"}
