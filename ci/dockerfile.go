@@ -45,17 +45,3 @@ func DockerfileImage(src *dagger.Directory, o ImageOpts) *dagger.Container {
 	}
 	return ctr
 }
-
-// ContainerLayout is a container's image as an OCI image layout directory
-// plus the file "digest" naming its manifest: the same shape ImageLayout
-// gives, so both ways of making the image are inspected and pushed alike.
-func ContainerLayout(c *dagger.Client, baseImage string, ctr *dagger.Container) *dagger.Directory {
-	tarball := ctr.AsTarball(dagger.ContainerAsTarballOpts{
-		MediaTypes:        dagger.ImageMediaTypesOcimediaTypes,
-		ForcedCompression: dagger.ImageLayerCompressionGzip,
-	})
-	return toolbox(c, baseImage).
-		WithMountedFile("/in/image.tar", tarball).
-		WithExec([]string{"python3", "/ci/oci.py", "untar", "/in/image.tar", "/out"}).
-		Directory("/out")
-}

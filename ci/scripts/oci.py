@@ -189,21 +189,6 @@ def tarball(layout, out):
                 tar.addfile(ti)
 
 
-def untar(archive, out):
-    """An OCI archive (Container.asTarball) as a layout directory, plus the
-    file "digest" naming its one manifest, like image() writes."""
-    with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers()
-                   if m.name in ("oci-layout", "index.json") or m.name.startswith("blobs/")]
-        tar.extractall(out, members=members, filter="data")
-    with open(os.path.join(out, "index.json")) as f:
-        manifests = json.load(f)["manifests"]
-    if len(manifests) != 1:
-        sys.exit(f"oci.py: {archive}: want one manifest in index.json, found {len(manifests)}")
-    with open(os.path.join(out, "digest"), "w") as f:
-        f.write(manifests[0]["digest"])
-
-
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "layer":
@@ -212,8 +197,6 @@ def main(argv):
         image(*args)
     elif cmd == "tarball":
         tarball(*args)
-    elif cmd == "untar":
-        untar(*args)
     else:
         sys.exit(f"oci.py: unknown command {cmd!r}")
 

@@ -92,7 +92,10 @@ func (p *pipeline) sbom(ctx context.Context, syft, dir string, exported func()) 
 	var sb *attest.SBOM
 	err := p.timed(ctx, "sbom", func() error {
 		start := time.Now()
-		_, err := p.layout.Export(ctx, dir)
+		var err error
+		if p.hostLayout != dir { // the Dockerfile image's is there already
+			_, err = p.layout.Export(ctx, dir)
+		}
 		exported()
 		if err != nil {
 			return newFailure("sbom", "export the image layout", err)

@@ -75,8 +75,14 @@ func Image(ctx context.Context, b Build, revision, tarball string) error {
 		return nil
 	}
 	start := time.Now()
-	if _, err := ci.ImageTarball(p.c, p.app.BaseImage, p.layout).Export(ctx, tarball); err != nil {
-		return fmt.Errorf("export image tarball to %s: %w", tarball, explain(err))
+	var err2 error
+	if p.hostLayout != "" {
+		err2 = exportArchive(ctx, p.img, tarball) // the same image, exported again: the same archive
+	} else if _, err := ci.ImageTarball(p.c, p.app.BaseImage, p.layout).Export(ctx, tarball); err != nil {
+		err2 = explain(err)
+	}
+	if err2 != nil {
+		return fmt.Errorf("export image tarball to %s: %w", tarball, err2)
 	}
 	b.Log.Info("image exported", "file", tarball, "seconds", secs(time.Since(start)))
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -30,7 +31,6 @@ func (p *pipeline) image(ctx context.Context, revision string) error {
 		// only .git left out, the app's .dockerignore decides the rest.
 		ctxDir := p.c.Host().Directory(filepath.Join(p.b.Source, p.app.Dir), dagger.HostDirectoryOpts{Exclude: []string{".git"}})
 		p.img = ci.DockerfileImage(ctxDir, opts)
-		p.layout = ci.ContainerLayout(p.c, p.app.BaseImage, p.img)
 		what = "build " + p.app.Dir + "/" + p.app.Dockerfile
 		if p.app.Target != "" {
 			what += " (target " + p.app.Target + ")"
@@ -50,8 +50,18 @@ func (p *pipeline) image(ctx context.Context, revision string) error {
 			if _, err := p.img.Sync(ctx); err != nil {
 				return p.dockerfileFailure(err)
 			}
-		}
-		if _, err := p.layout.Sync(ctx); err != nil {
+			dir := p.layoutDir
+			if dir == "" {
+				var err error
+				if dir, err = os.MkdirTemp("", "build-layout-"); err != nil {
+					return err
+				}
+			}
+			p.hostLayout = dir
+			if err := exportLayout(ctx, p.img, dir); err != nil {
+				return err
+			}
+		} else if _, err := p.layout.Sync(ctx); err != nil {
 			return err
 		}
 		if p.port != 0 {
@@ -147,7 +157,7 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 				Err: fmt.Errorf("the image runs as root (user %q) and the contract sets require-non-root: add USER to the Dockerfile", user)}
 		}
 		// The same image (digest), port and path passed before: the same bytes give the same answer.
-		digest, derr := p.layout.File("digest").Contents(ctx)
+		digest, derr := p.layoutFile(ctx, "digest")
 		key := memoKey(strings.TrimSpace(digest), strconv.Itoa(p.port), p.app.HealthPath)
 		if b, ok := p.memo.get("smoke", key); ok && derr == nil {
 			facts.Answer = string(b) + " (this image, in an earlier build: not run again)"

@@ -12,10 +12,9 @@ import (
 // byte for byte, so this is the digest a push gets). Only index.json and the
 // manifest leave the engine.
 func (p *pipeline) imageFacts(ctx context.Context) (*imageFacts, error) {
-	layout := p.layout
-	raw, err := layout.File("index.json").Contents(ctx)
+	raw, err := p.layoutFile(ctx, "index.json")
 	if err != nil {
-		return nil, fmt.Errorf("read the image's index.json: %w", explain(err))
+		return nil, fmt.Errorf("read the image's index.json: %w", err)
 	}
 	var index struct {
 		Manifests []struct {
@@ -26,9 +25,9 @@ func (p *pipeline) imageFacts(ctx context.Context) (*imageFacts, error) {
 		return nil, fmt.Errorf("index.json: want one manifest (%v): %.200s", err, raw)
 	}
 	digest := index.Manifests[0].Digest
-	raw, err = layout.File("blobs/sha256/" + strings.TrimPrefix(digest, "sha256:")).Contents(ctx)
+	raw, err = p.layoutFile(ctx, "blobs/sha256/"+strings.TrimPrefix(digest, "sha256:"))
 	if err != nil {
-		return nil, fmt.Errorf("read the image manifest: %w", explain(err))
+		return nil, fmt.Errorf("read the image manifest: %w", err)
 	}
 	var m struct {
 		Config struct{ Size int64 }   `json:"config"`

@@ -46,7 +46,10 @@ type pipeline struct {
 	deps    *dagger.Container // built once, shared by lint and test
 	depsErr error             // ... and so is its failure
 	img     *dagger.Container // the image as a container (smoke test, shell)
-	layout  *dagger.Directory // the image as an OCI layout (inspected, exported and pushed)
+	layout  *dagger.Directory // the native image as an OCI layout in the engine (inspected, exported and pushed)
+	// The Dockerfile image's layout, on the host (layout.go); layoutDir is
+	// where a caller wants it ("": a temporary directory of its own).
+	hostLayout, layoutDir string
 	port    int               // the container port: the contract's, else the image's EXPOSE
 	memo    memo              // facts of images built before, by digest (memo.go)
 }
@@ -92,7 +95,12 @@ func connect(ctx context.Context, b Build) (*pipeline, error) {
 	return &pipeline{c: c, log: b.Log, errw: rep, rep: rep, b: b, app: b.App, src: ci.Source(c, appDir), memo: openMemo()}, nil
 }
 
-func (p *pipeline) close() { _ = p.c.Close() }
+func (p *pipeline) close() {
+	_ = p.c.Close()
+	if p.hostLayout != "" && p.hostLayout != p.layoutDir {
+		os.RemoveAll(p.hostLayout)
+	}
+}
 
 // errOtherFailed is the cause with which release stops the steps still
 // running once one has failed; such a step neither passed nor failed.

@@ -135,6 +135,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 		return err
 	}
 	defer os.RemoveAll(layoutDir)
+	p.layoutDir = layoutDir // where the Dockerfile image's layout is made (sbom reads it, publish pushes it)
 
 	// The image does not depend on lint or tests: build and smoke-test it
 	// meanwhile (it is only pushed when they pass). The first of them to fail
