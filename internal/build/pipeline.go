@@ -50,8 +50,8 @@ type pipeline struct {
 	// The Dockerfile image's layout, on the host (layout.go); layoutDir is
 	// where a caller wants it ("": a temporary directory of its own).
 	hostLayout, layoutDir string
-	port    int               // the container port: the contract's, else the image's EXPOSE
-	memo    memo              // facts of images built before, by digest (memo.go)
+	port                  int  // the container port: the contract's, else the image's EXPOSE
+	memo                  memo // facts of images built before, by digest (memo.go)
 }
 
 type step struct {
