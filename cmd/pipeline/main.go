@@ -147,7 +147,8 @@ func (c *CLI) deployer() (deployFunc, string, error) {
 	return agent.Deploy, "the CodeDeploy agent (" + agent.Launcher + ")", nil
 }
 
-// healthPath is the HEALTH_PATH the deployed revision's image.env names (default /healthz).
+// healthPath is the HEALTH_PATH the deployed revision's image.env names (else the contract's
+// default, /: the sample's /healthz is no default of the pipeline's).
 func healthPath(archive string) string {
 	b, err := os.ReadFile(filepath.Join(archive, "image.env"))
 	if err == nil {
@@ -157,7 +158,7 @@ func healthPath(archive string) string {
 			}
 		}
 	}
-	return "/healthz"
+	return "/"
 }
 
 // source checks out the branch tip as the source action's CODEBUILD_CLONE_REF delivers it (the
