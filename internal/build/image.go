@@ -271,11 +271,6 @@ func isRoot(user string) bool {
 	return u == "" || u == "root" || u == "0"
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
-
 func clipOne(s string, n int) string {
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
