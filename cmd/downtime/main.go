@@ -1,7 +1,7 @@
 // Command downtime measures the service gap of an in-place redeploy on one instance: it deploys
 // image A (repository appspec.yml and scripts/, or -scripts DIR's) through the real CodeDeploy
 // agent (or the replay) onto the dev environment's dockerd, then alternates A → B → A … while a
-// prober hits /healthz every -interval, and reports the longest time without a 2xx answer per
+// prober GETs -health-path every -interval, and reports the longest time without a 2xx answer per
 // redeploy. With -b unhealthy or -b dead, B fails every time, and the gap is that of a failed
 // deployment. Needs the dev environment:
 //
@@ -37,6 +37,7 @@ func run() error {
 	runs := flag.Int("runs", 5, "redeploys to measure")
 	interval := flag.Duration("interval", 20*time.Millisecond, "probe interval")
 	imageA := flag.String("image-a", "", "image by digest to deploy first (default: a test image built now)")
+	healthPath := flag.String("health-path", devenv.TestImageHealthPath, "the path the prober GETs, also the bundles' HEALTH_PATH (with -image-a/-image-b: the images' own)")
 	imageB := flag.String("image-b", "", "image by digest to alternate with (default: a test image built now, see -b)")
 	kindB := flag.String("b", "ok", "the test image B: ok, unhealthy (its health check answers 500) or dead (cannot start); with unhealthy/dead every redeploy deploys B, fails, and the gap is the failed deployment's")
 	scripts := flag.String("scripts", "", "take appspec.yml and scripts/ from this directory (default: the repository's), e.g. an older revision's to compare")
@@ -117,7 +118,7 @@ func run() error {
 	}
 	deployOne := func(i int, image string) (codedeploy.Result, error) {
 		bundle := filepath.Join(work, fmt.Sprintf("bundle-%d", i))
-		if err := env.WriteBundle(*scripts, bundle, devenv.ImageEnv{Image: image, Revision: fmt.Sprintf("rev-%d", i), ContainerName: name}); err != nil {
+		if err := env.WriteBundle(*scripts, bundle, devenv.ImageEnv{Image: image, Revision: fmt.Sprintf("rev-%d", i), ContainerName: name, HealthPath: *healthPath}); err != nil {
 			return codedeploy.Result{}, err
 		}
 		res, err := deploy(ctx, codedeploy.Options{Bundle: bundle, InstanceDir: filepath.Join(work, "instance"),
@@ -132,14 +133,14 @@ func run() error {
 	if _, err := deployOne(0, *imageA); err != nil {
 		return fmt.Errorf("initial deployment: %w", err)
 	}
-	fmt.Printf("deployer: %s; scripts from %s; host port %d, probing /healthz every %s\n", how, *scripts, port, *interval)
+	fmt.Printf("deployer: %s; scripts from %s; host port %d, probing %s every %s\n", how, *scripts, port, *healthPath, *interval)
 	var gaps []time.Duration
 	for i := 1; i <= *runs; i++ {
 		image := *imageB
 		if i%2 == 0 && *kindB == "ok" {
 			image = *imageA
 		}
-		prober := devenv.StartProber(fmt.Sprintf("http://127.0.0.1:%d/healthz", port), *interval, 100000)
+		prober := devenv.StartProber(fmt.Sprintf("http://127.0.0.1:%d%s", port, *healthPath), *interval, 100000)
 		time.Sleep(200 * time.Millisecond)
 		res, err := deployOne(i, image)
 		time.Sleep(1500 * time.Millisecond) // longer than the probe timeout: see the recovery

@@ -84,7 +84,7 @@ func run() error {
 		if err := os.RemoveAll(b); err != nil {
 			return "", err
 		}
-		return b, env.WriteBundle(root, b, devenv.ImageEnv{Image: image, Revision: name, ContainerName: "webapp"})
+		return b, env.WriteBundle(root, b, devenv.ImageEnv{Image: image, Revision: name, ContainerName: "webapp", HealthPath: devenv.TestImageHealthPath})
 	}
 	first, err := bundle("v1", images["v1"])
 	if err != nil {
@@ -93,7 +93,7 @@ func run() error {
 	if r := fl.Deploy(ctx, first, fleet.Configs["AllAtOnce"], nil); r.Err != nil {
 		return fmt.Errorf("first deployment: %w", r.Err)
 	}
-	lb := fmt.Sprintf("http://127.0.0.1:%d/healthz", *port)
+	lb := fmt.Sprintf("http://127.0.0.1:%d%s", *port, devenv.TestImageHealthPath)
 	fmt.Printf("probing %s every %s (1 s timeout, no keep-alive)\n\n", lb, *interval)
 	fmt.Printf("%-30s %-9s %9s %7s %12s %10s  %s\n", "deployment config", "result", "requests", "failed", "longest gap", "took", "instances")
 	measure := func(label string, b string, cfg fleet.Config, instanceEnv func(*fleet.Instance) []string) fleet.Result {

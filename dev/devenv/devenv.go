@@ -108,6 +108,10 @@ func (e Env) Docker(ctx context.Context, dockerConfig string, stdin []byte, args
 	return strings.TrimSpace(stdout.String()), nil
 }
 
+// TestImageHealthPath is the path testdata/deploy/image answers (its server's default
+// HEALTH_PATH): the stand-in image's, not a default of the pipeline's.
+const TestImageHealthPath = "/healthz"
+
 // BuildImage builds testdata/deploy/image with VERSION and HEALTH_STATUS, pushes it to the
 // registry as repo:tag, removes the local copy (so the hooks must log in and pull), and returns
 // the reference by digest. healthStatus 0 (CannotStart) builds an image whose container cannot

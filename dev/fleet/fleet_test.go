@@ -59,7 +59,7 @@ func TestFleetOneAtATimeNeverFailsARequest(t *testing.T) {
 	t.Cleanup(f.Stop)
 	bundle := func(name, image string) string {
 		b := filepath.Join(dir, "bundles", name)
-		if err := env.WriteBundle(root, b, devenv.ImageEnv{Image: image, Revision: name, ContainerName: "webapp"}); err != nil {
+		if err := env.WriteBundle(root, b, devenv.ImageEnv{Image: image, Revision: name, ContainerName: "webapp", HealthPath: devenv.TestImageHealthPath}); err != nil {
 			t.Fatal(err)
 		}
 		return b
@@ -67,7 +67,7 @@ func TestFleetOneAtATimeNeverFailsARequest(t *testing.T) {
 	if r := f.Deploy(ctx, bundle("v1", v1), Configs["AllAtOnce"], nil); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	lb := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
+	lb := fmt.Sprintf("http://127.0.0.1:%d%s", port, devenv.TestImageHealthPath)
 	probe := func(deploy func() Result) (Result, devenv.Report) {
 		p := devenv.StartProber(lb, 20*time.Millisecond, 100000)
 		time.Sleep(200 * time.Millisecond)
