@@ -30,6 +30,9 @@ RUN=${WEBAPP_DEV_RUN:-/run/webapp-dev}
 ENGINE=$CACHE/dagger-$DAGGER_VERSION-r$ENGINE_REV
 TOOLS=$CACHE/tools-$(sha256sum "$ROOT/dev/requirements-tools.txt" | cut -c1-12)
 HOST_CAS=(/usr/local/share/ca-certificates/*.crt) # this machine's extra CAs (a TLS proxy's), if any
+# crane's version is go-containerregistry's in go.mod (crane is a `tool` of this module)
+CRANE_VERSION=$(sed -n 's#^\tgithub.com/google/go-containerregistry \(v[^ ]*\).*#\1#p' "$ROOT/go.mod")
+CRANE=$CACHE/bin/crane-$CRANE_VERSION
 ROOTFS_TAR=$CACHE/rootfs-$DEBIAN_SUITE-python-r$ROOTFS_REV-ca$(cat "${HOST_CAS[@]}" 2>/dev/null | sha256sum | cut -c1-8).tar
 MIRROR_PORT=5000
 REGISTRY_PORT=5001
@@ -93,17 +96,19 @@ build_engine() {
     cd "$work/src"
     go mod edit -dropreplace dagger.io/dagger -require "dagger.io/dagger@$DAGGER_VERSION" \
       -replace "github.com/dagger/dagger/engine/distconsts=$work/distconsts"
-    go mod tidy >/dev/null 2>&1 || true
+    # No `go mod tidy`: -mod=mod resolves what these four packages import (the same versions);
+    # tidy would also fetch every test's and platform's modules. One `go build` of the four:
+    # their links run side by side. CGO_ENABLED=0 and -trimpath, as syft's build
+    # (dev/install-gotool.sh): the packages they share are compiled once.
     local ld="-s -w -X github.com/dagger/dagger/engine.Version=$DAGGER_VERSION -X github.com/dagger/dagger/engine.Tag=$DAGGER_VERSION"
     mkdir -p "$work/bin"
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/dagger" ./cmd/dagger
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/dagger-engine" ./cmd/engine
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/dagger-init" ./cmd/init
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/dnsname" ./cmd/dnsname
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$work/bin/" ./cmd/dagger ./cmd/engine ./cmd/init ./cmd/dnsname
   ) || die "building the engine failed (see above); sources kept in $work"
   mkdir -p "$ENGINE/bin" "$ENGINE/cni/bin" "$ENGINE/run" "$ENGINE/state" "$ENGINE/share/content"
   mv "$work/bin/dnsname" "$ENGINE/cni/bin/dnsname"
-  mv "$work/bin/"* "$ENGINE/bin/"
+  mv "$work/bin/engine" "$ENGINE/bin/dagger-engine"
+  mv "$work/bin/init" "$ENGINE/bin/dagger-init"
+  mv "$work/bin/dagger" "$ENGINE/bin/dagger"
   rm -rf "$work"
 }
 
@@ -162,11 +167,19 @@ build_rootfs() {
   rm -rf "$dir" "$dir.log"
 }
 
+# crane (the base image's publisher, and the tests' image copier) is a tool of this module
+# (go.mod's `tool` line): it is built from the go-containerregistry cmd/build already links, at
+# the same version, so its compile is ~5 CPU s after cmd/build's, where a `go install` of its
+# own module graph took ~45. cmd/build is compiled first: `make build`'s `go run` then finds it
+# compiled, and the set-up runs while the rest (engine, debootstrap) is on its way.
 install_crane() {
-  [ -x "$CACHE/bin/crane-$CRANE_VERSION" ] && return 0
-  log "installing crane $CRANE_VERSION"
-  GOBIN=$CACHE/.gobin GOFLAGS=-mod=mod go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
-  mkdir -p "$CACHE/bin"; mv "$CACHE/.gobin/crane" "$CACHE/bin/crane-$CRANE_VERSION"
+  [ -x "$CRANE" ] && return 0
+  log "building crane $CRANE_VERSION (go.mod's tool) after cmd/build's packages"
+  mkdir -p "$CACHE/bin"
+  (cd "$ROOT" && export GOFLAGS=-mod=readonly GONOSUMDB='github.com/dagger/*,dagger.io/*' &&
+    go build -o /dev/null ./cmd/build &&
+    go build -o "$CRANE.tmp" github.com/google/go-containerregistry/cmd/crane) || die "building crane failed (see above)"
+  mv "$CRANE.tmp" "$CRANE"
 }
 
 # running NAME: its pid file names a live process that is still the one we started (a pid
@@ -236,7 +249,7 @@ rootfs_id() {
 # library/python:3.13-slim and ECR Public's copy, public.ecr.aws/docker/library/python:3.13-slim
 # (the default BaseImage: CodeBuild's shared IPs get no Docker Hub rate limit from it).
 publish_base_image() {
-  local ref=127.0.0.1:$MIRROR_PORT/library/$PYTHON_IMAGE crane=$CACHE/bin/crane-$CRANE_VERSION
+  local ref=127.0.0.1:$MIRROR_PORT/library/$PYTHON_IMAGE crane=$CRANE
   local ecr_public=127.0.0.1:$MIRROR_PORT/docker/library/$PYTHON_IMAGE
   local want; want=$(rootfs_id)-linux-amd64
   if [ "$("$crane" config "$ref" 2>/dev/null | grep -o '"webapp.dev.rootfs":"[0-9a-z-]*"')" != "\"webapp.dev.rootfs\":\"$want\"" ]; then
@@ -326,7 +339,7 @@ export BUILD_REGISTRY_PASSWORD_PARAM=$SSM_PASSWORD_PARAM
 export DOCKER_HOST=unix://$RUN/docker.sock
 export WEBAPP_DEV_TOOLS=$TOOLS/bin
 export WEBAPP_DEV_REGISTRY_PASSWORD_FILE=$RUN/registry.password
-export WEBAPP_DEV_CRANE=$CACHE/bin/crane-$CRANE_VERSION
+export WEBAPP_DEV_CRANE=$CRANE
 export PATH=$TOOLS/bin:\$PATH
 EOF
   mv "$ENV_FILE.tmp" "$ENV_FILE")
@@ -367,8 +380,6 @@ wait_bg() {
 build_syft() {
   bash "$ROOT/dev/install-gotool.sh" syft github.com/anchore/syft/cmd/syft "$SYFT_VERSION" "-X main.version=$SYFT_VERSION" >/dev/null
 }
-# cmd/build's own modules and packages, compiled while the rest is set up (`go run` reuses them)
-warm_go() { (cd "$ROOT" && GOFLAGS=-mod=readonly GONOSUMDB='github.com/dagger/*,dagger.io/*' go build -o /dev/null ./cmd/build); }
 
 cmd_up() {
   need_root up
@@ -379,7 +390,6 @@ cmd_up() {
   [ -f "$RUN/ip_forward.orig" ] || sysctl -n net.ipv4.ip_forward > "$RUN/ip_forward.orig"
   if [ ! -x "$ENGINE/bin/dagger-engine" ] || [ ! -x "$ENGINE/bin/dagger" ]; then
     log "building Dagger $DAGGER_VERSION and syft $SYFT_VERSION from source (once, beside the rest; logs: $CACHE/.up-*.log)"
-    bg go warm_go # a first run: nothing is compiled yet
   fi
   bg engine build_engine
   bg tools install_tools
@@ -409,7 +419,6 @@ cmd_up() {
     bash "$ROOT/dev/install-haproxy.sh" >/dev/null # the simulated fleet's load balancer (cmd/fleet)
     wait_bg checkov
   fi
-  wait_bg go
   prune_stale
   log "up; use it with: source $ENV_FILE"
   echo "$ENV_FILE"

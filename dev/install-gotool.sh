@@ -15,8 +15,10 @@ main() {
     echo "dev/install-gotool: building $name $version from the Go module proxy (once; several minutes on 2 cores)" >&2
     local work
     work=$(mktemp -d "$cache/.$name-build.XXXXXX")
-    # nice: the engine and other tests share these cores; -trimpath -s -w: a smaller binary
-    if ! GOBIN=$work GOFLAGS=-mod=mod nice -n 10 go install -trimpath -ldflags "-s -w $ldflags" "$pkg@$version"; then
+    # nice: the engine's build (needed sooner) and the tests share these cores; -trimpath -s -w:
+    # a smaller binary; CGO_ENABLED=0 as the tools' release builds, and as the engine's build
+    # (dev/env.sh build_engine): the packages they share are compiled once (~45 CPU s here).
+    if ! GOBIN=$work GOFLAGS=-mod=mod CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "-s -w $ldflags" "$pkg@$version"; then
       rm -rf "$work"
       echo "dev/install-gotool: go install $pkg@$version failed (see above)" >&2
       exit 1
