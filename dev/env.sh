@@ -46,10 +46,10 @@ log() { printf 'dev/env: %s\n' "$*" >&2; }
 die() { printf 'dev/env: error: %s\n' "$*" >&2; exit 1; }
 need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and starts an engine): sudo $0 $*"; }
 
-# What the build needs (the engine's runtime, the registries, debootstrap for the base image), and
+# What the build needs (the engine's runtime, the registries, mmdebstrap for the base image), and
 # what only the tests need besides (dockerd as the instance, the linters, the hook tests' tools).
 APT_PACKAGES=(runc iptables dnsmasq-base containernetworking-plugins ca-certificates git pigz xz-utils
-  debootstrap docker-registry apache2-utils curl iproute2)
+  mmdebstrap docker-registry apache2-utils curl iproute2)
 APT_PACKAGES_TESTS=(docker.io shellcheck yamllint zip unzip tmux)
 
 # FOR: what `up` prepares. all (the default: `make test`, CI) or build (`make build`: what the
@@ -147,9 +147,12 @@ build_rootfs() {
   mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
   mirror=${mirror:-http://deb.debian.org/debian}
   dir=$(mktemp -d "$CACHE/.rootfs.XXXXXX")
-  log "debootstrap $DEBIAN_SUITE from $mirror (once; ~80 s)"
-  debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
-    "$DEBIAN_SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 || die "debootstrap failed: see $dir.log"
+  # mmdebstrap, not debootstrap: the same 102 packages (compared with dpkg-query) in half the
+  # time and CPU (19 s / 20 CPU s against 39 s / 40 CPU s here): apt fetches in parallel and
+  # unpacks once. On a fresh machine it runs beside the compiles, where every CPU second counts.
+  log "mmdebstrap $DEBIAN_SUITE from $mirror (once; ~20 s)"
+  mmdebstrap --variant=minbase --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
+    "$DEBIAN_SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 || die "mmdebstrap failed: see $dir.log"
   # This machine may reach PyPI through a TLS-intercepting proxy whose CA is in
   # /usr/local/share/ca-certificates: the stand-in base image trusts it, as a company's golden
   # base image would, so pip works in every container with no per-exec CA injection.
@@ -171,7 +174,7 @@ build_rootfs() {
 # (go.mod's `tool` line): it is built from the go-containerregistry cmd/build already links, at
 # the same version, so its compile is ~5 CPU s after cmd/build's, where a `go install` of its
 # own module graph took ~45. cmd/build is compiled first: `make build`'s `go run` then finds it
-# compiled, and the set-up runs while the rest (engine, debootstrap) is on its way.
+# compiled, and the set-up runs while the rest (engine, mmdebstrap) is on its way.
 install_crane() {
   [ -x "$CRANE" ] && return 0
   log "building crane $CRANE_VERSION (go.mod's tool) after cmd/build's packages"
@@ -359,7 +362,7 @@ prune_stale() {
 
 # bg NAME CMD...: run CMD in the background, its output in $CACHE/.up-NAME.log; wait_bg NAME...
 # waits and, when one failed, shows its log and stops. On a fresh machine the slow set-up runs
-# side by side: the Debian packages and the base image's debootstrap (network, dpkg) beside the
+# side by side: the Debian packages and the base image's mmdebstrap (network, dpkg) beside the
 # engine's and syft's Go builds (CPU) and the tool venvs (pip).
 declare -A BG=()
 bg() {

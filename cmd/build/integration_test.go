@@ -229,6 +229,25 @@ func TestIntegrationAll(t *testing.T) {
 		}
 	})
 
+	// --force asks the engine again; the second time the memo has the smoke
+	// test of this digest: it is not run again, and the image's user (which
+	// reading would import the image) comes from the memo too.
+	t.Run("ForceMemo", func(t *testing.T) {
+		t.Setenv("BUILD_CACHE_DIR", t.TempDir())
+		for i, wantMemo := range []bool{false, true} {
+			again, stderr, err := cli(t, "all", "--source", src, "--out", filepath.Join(t.TempDir(), "dist"), "--revision", rev, "--force")
+			if err != nil || strings.TrimSpace(again) != ref {
+				t.Fatalf("--force run %d: err=%v stdout=%q, want %s", i+1, err, again, ref)
+			}
+			if got := strings.Contains(stderr, "not run again"); got != wantMemo {
+				t.Errorf("--force run %d: smoke test from the memo = %v, want %v", i+1, got, wantMemo)
+			}
+			if !regexp.MustCompile(`(?m)^runs as +10001:10001$`).MatchString(stderr) {
+				t.Errorf("--force run %d: the report does not say the image runs as 10001:10001", i+1)
+			}
+		}
+	})
+
 	// A failing test on the next run: reports replaced, bundle untouched.
 	broken := fixture(t, map[string]string{"app/tests/test_broken.py": "def test_broken():\n    assert 1 == 2\n"})
 	_, _, err = cli(t, "all", "--source", broken, "--out", out, "--revision", uniqueRevision())

@@ -109,7 +109,7 @@ func TestSBOMListsDebianAndPythonPackages(t *testing.T) {
 }
 
 // On the real base image (python:3.13-slim from the dev mirror, built from
-// Debian with debootstrap) the SBOM has every package of its dpkg status.
+// Debian with mmdebstrap) the SBOM has every package of its dpkg status.
 func TestSBOMOfTheBaseImageMatchesDpkg(t *testing.T) {
 	syft := requireSyft(t)
 	img := devMirrorBase(t)
@@ -124,7 +124,7 @@ func TestSBOMOfTheBaseImageMatchesDpkg(t *testing.T) {
 	}
 }
 
-// devMirrorBase is python:3.13-slim from the dev environment's mirror (Debian, debootstrap).
+// devMirrorBase is python:3.13-slim from the dev environment's mirror (Debian, mmdebstrap).
 func devMirrorBase(t *testing.T) v1.Image {
 	t.Helper()
 	ref, err := name.ParseReference("127.0.0.1:5000/library/python:3.13-slim", name.Insecure)

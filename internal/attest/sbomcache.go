@@ -295,11 +295,15 @@ func readLayout(dir string) (*ociImage, error) {
 		return nil, err
 	}
 	o := &ociImage{dir: dir, manifest: im.Manifests[0].Digest.String(), config: cfgName.String(), labels: cf.Config.Labels, layers: ls}
-	for _, l := range ls {
-		d, err := l.DiffID()
-		if err != nil {
-			return nil, err
-		}
+	// The diff IDs as the config names them: a layout layer's DiffID()
+	// gunzips the whole layer to hash it (0.35 s of CPU for this 20 MB
+	// image on every build, a memo hit included). The config is what the
+	// image is pulled by (its digest is in the manifest), so its diff_ids
+	// are the layers' identities anyway.
+	if len(cf.RootFS.DiffIDs) != len(ls) {
+		return nil, fmt.Errorf("the config names %d layers (rootfs.diff_ids), the manifest %d", len(cf.RootFS.DiffIDs), len(ls))
+	}
+	for _, d := range cf.RootFS.DiffIDs {
 		o.diffIDs = append(o.diffIDs, d.String())
 	}
 	return o, nil
