@@ -31,7 +31,10 @@ find_peers() {
 
 main() {
   local peers launcher
-  if [ -x "$PREFIX/bin/codedeploy-local" ] && [ -f "$PREFIX/.complete" ]; then
+  # The cached install is only half of it: the agent runs on Debian's ruby and gems, which
+  # can be purged while the cache stays (an apt autoremove). Without ruby, the peers' script
+  # runs again: it re-checks its packages and installs what is missing.
+  if [ -x "$PREFIX/bin/codedeploy-local" ] && [ -f "$PREFIX/.complete" ] && command -v ruby >/dev/null; then
     ln -sfn "$PREFIX/bin/codedeploy-local" "$LINK"
     echo "$LINK"
     return 0
