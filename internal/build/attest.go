@@ -94,7 +94,7 @@ func (p *pipeline) sbom(ctx context.Context, syft, dir string, exported func()) 
 		start := time.Now()
 		var err error
 		if p.hostLayout != dir { // the Dockerfile image's is there already
-			_, err = p.layout.Export(ctx, dir)
+			err = p.exportNative(ctx, dir)
 		}
 		exported()
 		if err != nil {

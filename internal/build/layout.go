@@ -3,12 +3,15 @@ package build
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"dagger.io/dagger"
 )
@@ -18,8 +21,8 @@ import (
 // it into p.hostLayout (index.json, oci-layout, blobs/, plus the file
 // "digest" naming its one manifest, as ci.ImageLayout writes it). Making it
 // in the engine instead (an untar exec, then an export of the directory)
-// moved the whole image three times. The native image's layout stays in the
-// engine (p.layout): only what the registry lacks has to leave it.
+// moved the whole image three times. The native image's layout is made in
+// the engine (p.layout) and leaves it through exportNative.
 
 // exportLayout exports img into dir as an OCI image layout.
 func exportLayout(ctx context.Context, img *dagger.Container, dir string) error {
@@ -118,4 +121,170 @@ func (p *pipeline) layoutFile(ctx context.Context, name string) (string, error) 
 		return "", explain(err)
 	}
 	return s, nil
+}
+
+// exportNative writes the native image's layout (p.layout, in the engine)
+// into dir on the host. Its blobs are kept in the memo (memo dir/blobs,
+// by digest), so only what an earlier build did not export leaves the
+// engine: the manifest, the config and a code change's app layer (a few
+// KB), not the base and venv layers (~20 MB, 0.15 s of export). A kept blob
+// is checked against its digest before it is used; without a memo, or when
+// anything about the store fails, the whole layout is exported.
+func (p *pipeline) exportNative(ctx context.Context, dir string) error {
+	if p.memo.dir == "" {
+		_, err := p.layout.Export(ctx, dir)
+		return err
+	}
+	store := filepath.Join(p.memo.dir, "blobs", "sha256")
+	blobs, err := p.nativeBlobs(ctx)
+	if err != nil {
+		return err
+	}
+	include := []string{"oci-layout", "index.json", "digest"}
+	var kept []ociBlob
+	for _, b := range blobs {
+		if b.manifest || !sameSize(filepath.Join(store, b.hex), b.size) {
+			include = append(include, "blobs/sha256/"+b.hex)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	part := p.c.Directory().WithDirectory(".", p.layout, dagger.DirectoryWithDirectoryOpts{Include: include})
+	if _, err := part.Export(ctx, dir); err != nil {
+		return err
+	}
+	for _, b := range kept {
+		if err := useBlob(filepath.Join(store, b.hex), filepath.Join(dir, "blobs", "sha256", b.hex), b.hex); err != nil {
+			// a damaged store: this blob from the engine after all
+			p.log.Warn("a kept layer is unusable; exported again", "blob", b.hex, "err", err)
+			if _, err := p.layout.File("blobs/sha256/"+b.hex).Export(ctx, filepath.Join(dir, "blobs", "sha256", b.hex)); err != nil {
+				return err
+			}
+		}
+	}
+	keepBlobs(store, dir, blobs)
+	return nil
+}
+
+// ociBlob is a blob the layout's manifest names (or the manifest itself).
+type ociBlob struct {
+	hex      string
+	size     int64
+	manifest bool
+}
+
+// nativeBlobs reads the manifest's blob list from the layout in the engine.
+func (p *pipeline) nativeBlobs(ctx context.Context) ([]ociBlob, error) {
+	digest, err := p.layoutFile(ctx, "digest")
+	if err != nil {
+		return nil, err
+	}
+	mhex, ok := strings.CutPrefix(strings.TrimSpace(digest), "sha256:")
+	if !ok {
+		return nil, fmt.Errorf("the layout's digest file says %q, not sha256:...", digest)
+	}
+	raw, err := p.layoutFile(ctx, "blobs/sha256/"+mhex)
+	if err != nil {
+		return nil, err
+	}
+	var m struct {
+		Config ocidesc   `json:"config"`
+		Layers []ocidesc `json:"layers"`
+	}
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("the layout's manifest: %w", err)
+	}
+	blobs := []ociBlob{{hex: mhex, size: int64(len(raw)), manifest: true}}
+	for _, d := range append([]ocidesc{m.Config}, m.Layers...) {
+		h, ok := strings.CutPrefix(d.Digest, "sha256:")
+		if !ok || len(h) != 64 || strings.ContainsAny(h, "/.") {
+			return nil, fmt.Errorf("the layout's manifest names blob %q", d.Digest)
+		}
+		blobs = append(blobs, ociBlob{hex: h, size: d.Size})
+	}
+	return blobs, nil
+}
+
+type ocidesc struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+func sameSize(path string, size int64) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Size() == size
+}
+
+// useBlob puts the kept blob src at dst (a hard link, else a copy), after
+// checking its sha256 is want (~15 ms for 20 MB).
+func useBlob(src, dst, want string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("its content hashes to sha256:%s", got)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	now := time.Now()
+	_ = os.Chtimes(src, now, now) // in use: not pruned
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	return copyFile(src, dst)
+}
+
+// keepBlobs adds the layout's blobs to the store (best effort: the store is
+// a cache) and prunes those unused for memoTTL.
+func keepBlobs(store, dir string, blobs []ociBlob) {
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		return
+	}
+	for _, b := range blobs {
+		dst := filepath.Join(store, b.hex)
+		if b.manifest || sameSize(dst, b.size) {
+			continue
+		}
+		src := filepath.Join(dir, "blobs", "sha256", b.hex)
+		tmp := dst + ".tmp"
+		os.Remove(tmp)
+		if os.Link(src, tmp) != nil && copyFile(src, tmp) != nil {
+			os.Remove(tmp)
+			continue
+		}
+		if os.Rename(tmp, dst) != nil {
+			os.Remove(tmp)
+		}
+	}
+	entries, _ := os.ReadDir(store)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > memoTTL {
+			os.Remove(filepath.Join(store, e.Name()))
+		}
+	}
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

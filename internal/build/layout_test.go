@@ -2,6 +2,8 @@ package build
 
 import (
 	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,5 +68,46 @@ func TestUntarLayout(t *testing.T) {
 	two := writeTar(t, map[string]string{"index.json": `{"manifests":[{"digest":"sha256:a"},{"digest":"sha256:b"}]}`})
 	if err := untarLayout(two, t.TempDir()); err == nil || !strings.Contains(err.Error(), "want one manifest") {
 		t.Fatalf("two manifests: err = %v", err)
+	}
+}
+
+// A kept blob is used only when its content still has its digest: a
+// damaged store is not pushed or scanned (exportNative exports it again).
+func TestKeptBlobs(t *testing.T) {
+	dir, store := t.TempDir(), filepath.Join(t.TempDir(), "blobs", "sha256")
+	content := []byte("a layer's bytes")
+	sum := sha256.Sum256(content)
+	h := hex.EncodeToString(sum[:])
+	blob := filepath.Join(dir, "blobs", "sha256", h)
+	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	blobs := []ociBlob{{hex: h, size: int64(len(content))}, {hex: strings.Repeat("0", 64), size: 3, manifest: true}}
+	keepBlobs(store, dir, blobs)
+	if !sameSize(filepath.Join(store, h), int64(len(content))) {
+		t.Fatal("keepBlobs did not keep the layer")
+	}
+	if _, err := os.Stat(filepath.Join(store, strings.Repeat("0", 64))); err == nil {
+		t.Error("keepBlobs kept the manifest (it is always exported)")
+	}
+	out := filepath.Join(t.TempDir(), "blobs", "sha256", h)
+	if err := useBlob(filepath.Join(store, h), out, h); err != nil {
+		t.Fatalf("useBlob of an intact blob: %v", err)
+	}
+	if got, _ := os.ReadFile(out); string(got) != string(content) {
+		t.Errorf("useBlob wrote %q", got)
+	}
+	// The same size, other bytes: refused.
+	if err := os.Remove(filepath.Join(store, h)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(store, h), []byte("A layer's bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := useBlob(filepath.Join(store, h), filepath.Join(t.TempDir(), h), h); err == nil || !strings.Contains(err.Error(), "hashes to") {
+		t.Errorf("useBlob of a damaged blob: err = %v, want a digest mismatch", err)
 	}
 }
