@@ -82,15 +82,7 @@ func untarLayout(archive, dir string) error {
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return err
 			}
-			out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(out, tr)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
+			if err := writeFrom(dst, tr); err != nil {
 				return err
 			}
 		}
@@ -278,11 +270,16 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	defer in.Close()
+	return writeFrom(dst, in)
+}
+
+// writeFrom writes what r holds to the file dst (0644, created or truncated).
+func writeFrom(dst string, r io.Reader) error {
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
+	_, err = io.Copy(out, r)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
