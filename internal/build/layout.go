@@ -147,8 +147,10 @@ func (p *pipeline) exportNative(ctx context.Context, dir string) error {
 	}
 	for _, b := range kept {
 		if err := useBlob(filepath.Join(store, b.hex), filepath.Join(dir, "blobs", "sha256", b.hex), b.hex); err != nil {
-			// a damaged store: this blob from the engine after all
+			// a damaged store: this blob from the engine after all, and
+			// kept anew by keepBlobs (it skips a blob of the right size)
 			p.log.Warn("a kept layer is unusable; exported again", "blob", b.hex, "err", err)
+			os.Remove(filepath.Join(store, b.hex))
 			if _, err := p.layout.File("blobs/sha256/"+b.hex).Export(ctx, filepath.Join(dir, "blobs", "sha256", b.hex)); err != nil {
 				return err
 			}
