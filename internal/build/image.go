@@ -190,16 +190,15 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 		defer cancel()
 		p.rep.serviceLogs.reset()
 		tun, err := ci.Smoke(p.c, p.img, p.port).Start(sctx)
-		var logs []string
 		if err != nil && ctx.Err() == nil {
-			logs = p.rep.serviceLogs.wait(10 * time.Second).last(15) // the engine's progress trails the result
+			p.rep.serviceLogs.wait(10 * time.Second) // the engine's progress trails the result
 		}
 		cmd := imageCommand(ctx, p.img) + "; then GET " + url + " (the image as a service in the engine)"
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return err // stopped: another step failed, or the run's own limit
 		case err != nil && sctx.Err() != nil:
-			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: -1, Output: logs,
+			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: -1, Output: p.rep.serviceLogs.last(15),
 				Err: fmt.Errorf("smoke test: the container did not listen on port %d (waited %s; its last log lines above): check container-port (%d) and the address the server binds (0.0.0.0, not 127.0.0.1)",
 					p.port, listen, p.port)}
 		case err != nil:
@@ -211,7 +210,10 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 			} else {
 				return newFailure("smoke", "run the image", err)
 			}
-			if p.rep.serviceLogs.count() == 0 {
+			// Read once, after the wait: a line that came since is kept,
+			// and none at all is what the rerun is for.
+			logs := p.rep.serviceLogs.tail(15)
+			if len(logs) == 0 {
 				logs = p.rerun(ctx)
 			}
 			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: exit, Output: logs,
@@ -231,7 +233,7 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 			}
 		}
 		if !ok {
-			logs = p.rep.serviceLogs.wait(2 * time.Second).last(15)
+			logs := p.rep.serviceLogs.wait(2 * time.Second).last(15)
 			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: 1, Output: append([]string{answer}, logs...),
 				Err: fmt.Errorf("smoke test: %s: fix the app, or health-path in pipeline.yml", answer)}
 		}
@@ -265,7 +267,8 @@ func (p *pipeline) rerun(ctx context.Context) []string {
 		if errors.As(errors.Join(err1, err2), &ee) {
 			stdout, stderr = ee.Stdout, ee.Stderr
 		} else {
-			return []string{"(the container printed nothing)"}
+			// It did not start (the engine says why: a missing executable, ...).
+			return strings.Split(lastLines(errors.Join(err1, err2).Error(), 5), "\n")
 		}
 	}
 	lines := strings.Split(strings.TrimRight(stdout+stderr, "\n"), "\n")

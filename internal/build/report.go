@@ -565,10 +565,11 @@ func quotedArgs(args []string) string {
 
 // lineRing keeps the last lines written to it.
 type lineRing struct {
-	mu     sync.Mutex
-	lines  []string
-	ended  bool      // the service's span ended (DONE or ERROR)
-	lastAt time.Time // when the last line came
+	mu      sync.Mutex
+	lines   []string
+	ended   bool      // the service's span ended (DONE or ERROR)
+	endedAt time.Time // when it did
+	lastAt  time.Time // when the last line came
 }
 
 const ringSize = 200
@@ -588,43 +589,48 @@ func (r *lineRing) reset() {
 	r.lines, r.ended = nil, false
 }
 
+// endGrace is how long lines may trail the end of their span: the engine
+// exports spans and logs as separate streams, so a crashed container's
+// `Container.asService DONE` can come before what it printed.
+const endGrace = time.Second
+
 // wait gives the service's lines up to d to arrive: the engine's progress
 // output (its telemetry, exported in batches) trails the results, more so on
-// a loaded machine. It returns once the service span has ended (a container
-// that exited has printed all it will), or half a second after the last
-// line of one that runs on.
+// a loaded machine. It returns half a second after the last line, or
+// endGrace after the service's span ended with no line at all.
 func (r *lineRing) wait(d time.Duration) *lineRing {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		r.mu.Lock()
-		ended, quiet := r.ended, len(r.lines) > 0 && time.Since(r.lastAt) > 500*time.Millisecond
+		n := len(r.lines)
+		quiet := n > 0 && time.Since(r.lastAt) > 500*time.Millisecond
+		silent := n == 0 && r.ended && time.Since(r.endedAt) > endGrace
 		r.mu.Unlock()
-		if ended || quiet {
+		if quiet || silent {
 			break
 		}
 	}
 	return r
 }
 
-func (r *lineRing) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.lines)
-}
-
 func (r *lineRing) end() {
 	r.mu.Lock()
-	r.ended = true
+	r.ended, r.endedAt = true, time.Now()
 	r.mu.Unlock()
+}
+
+// tail are the last n lines, none if nothing was printed.
+func (r *lineRing) tail(n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), lastN(r.lines, n)...)
 }
 
 // last are the last n lines, or one line saying there were none.
 func (r *lineRing) last(n int) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.lines) == 0 {
-		return []string{"(the container printed nothing)"}
+	if t := r.tail(n); len(t) > 0 {
+		return t
 	}
-	return append([]string(nil), lastN(r.lines, n)...)
+	return []string{"(the container printed nothing)"}
 }
 
 // stepLogs keeps the last lines each Dockerfile step printed, keyed by
@@ -633,15 +639,17 @@ type stepLogs struct {
 	mu    sync.Mutex
 	lines map[string][]string
 	ended map[string]bool
+	last  map[string]time.Time // when the step's last line came, or it ended
 }
 
 func (s *stepLogs) add(step, l string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lines == nil {
-		s.lines = map[string][]string{}
+		s.lines, s.last = map[string][]string{}, map[string]time.Time{}
 	}
 	s.lines[step] = lastN(append(s.lines[step], strings.TrimRight(l, " \r")), ringSize)
+	s.last[step] = time.Now()
 }
 
 func (s *stepLogs) end(step string) {
@@ -650,7 +658,10 @@ func (s *stepLogs) end(step string) {
 	if s.ended == nil {
 		s.ended = map[string]bool{}
 	}
-	s.ended[step] = true
+	if s.last == nil {
+		s.last = map[string]time.Time{}
+	}
+	s.ended[step], s.last[step] = true, time.Now()
 }
 
 // match is the key of the step running exactly instruction, preferring one
@@ -677,8 +688,13 @@ func (s *stepLogs) match(instruction string) string {
 func (s *stepLogs) wait(instruction string, d time.Duration) *stepLogs {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		s.mu.Lock()
+		// Ended, and its lines settled: they may trail the end (see endGrace).
 		k := s.match(instruction)
-		done := k != "" && s.ended[k]
+		settle := endGrace
+		if len(s.lines[k]) > 0 {
+			settle = 500 * time.Millisecond
+		}
+		done := k != "" && s.ended[k] && time.Since(s.last[k]) > settle
 		s.mu.Unlock()
 		if done {
 			break

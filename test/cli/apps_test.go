@@ -180,7 +180,8 @@ func TestSmokeFailuresPushNothing(t *testing.T) {
 		{"broken CMD", starlette, nil, []string{"---- build failed in smoke", "exit     1", "no such file or directory",
 			"the container exited 1 before it listened on port 8000"}},
 		// (the running container's own lines come through the engine's telemetry: shown when they
-		// arrive in time, which a loaded machine does not promise; a crashed one's always are)
+		// arrive in time, which a loaded machine does not promise; a crashed one's are, from the
+		// telemetry or else from running its command once more)
 		{"never healthy", bottle, []string{"BUILD_HEALTH_PATH=/nope", "BUILD_HEALTH_TIMEOUT=3s"}, []string{"---- build failed in smoke",
 			"HTTP 404", "not 2xx within 3s"}},
 		{"never listens", bottle, []string{"BUILD_COMMAND=waitress-serve --listen=127.0.0.1:9090 shop:app", "BUILD_HEALTH_TIMEOUT=3s"},
