@@ -266,6 +266,8 @@ func (p *pipeline) rerun(ctx context.Context) []string {
 		var ee *dagger.ExecError
 		if errors.As(errors.Join(err1, err2), &ee) {
 			stdout, stderr = ee.Stdout, ee.Stderr
+		} else if rctx.Err() != nil {
+			return []string{"(the container printed nothing, and did not exit when run once more)"}
 		} else {
 			// It did not start (the engine says why: a missing executable, ...).
 			return strings.Split(lastLines(errors.Join(err1, err2).Error(), 5), "\n")
