@@ -591,21 +591,27 @@ func (r *lineRing) reset() {
 
 // endGrace is how long lines may trail the end of their span: the engine
 // exports spans and logs as separate streams, so a crashed container's
-// `Container.asService DONE` can come before what it printed.
-const endGrace = time.Second
+// `Container.asService DONE` can come before what it printed. Only failures
+// wait for it.
+const endGrace = 2 * time.Second
+
+// settled: no line for half a second (or none at all), and endGrace past the
+// span's end if it ended.
+func settled(ended bool, endedAt time.Time, lines int, lastAt time.Time) bool {
+	quiet := lines == 0 && ended || lines > 0 && time.Since(lastAt) > 500*time.Millisecond
+	return quiet && (!ended || time.Since(endedAt) > endGrace)
+}
 
 // wait gives the service's lines up to d to arrive: the engine's progress
 // output (its telemetry, exported in batches) trails the results, more so on
-// a loaded machine. It returns half a second after the last line, or
-// endGrace after the service's span ended with no line at all.
+// a loaded machine. It returns once they settled: half a second after the
+// last line of a service that runs on, or endGrace after the span's end.
 func (r *lineRing) wait(d time.Duration) *lineRing {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		r.mu.Lock()
-		n := len(r.lines)
-		quiet := n > 0 && time.Since(r.lastAt) > 500*time.Millisecond
-		silent := n == 0 && r.ended && time.Since(r.endedAt) > endGrace
+		done := settled(r.ended, r.endedAt, len(r.lines), r.lastAt)
 		r.mu.Unlock()
-		if quiet || silent {
+		if done {
 			break
 		}
 	}
@@ -636,32 +642,30 @@ func (r *lineRing) last(n int) []string {
 // stepLogs keeps the last lines each Dockerfile step printed, keyed by
 // "[stage n/m] INSTRUCTION".
 type stepLogs struct {
-	mu    sync.Mutex
-	lines map[string][]string
-	ended map[string]bool
-	last  map[string]time.Time // when the step's last line came, or it ended
+	mu      sync.Mutex
+	lines   map[string][]string
+	ended   map[string]bool
+	endedAt map[string]time.Time
+	lastAt  map[string]time.Time // when the step's last line came
 }
 
 func (s *stepLogs) add(step, l string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lines == nil {
-		s.lines, s.last = map[string][]string{}, map[string]time.Time{}
+		s.lines, s.lastAt = map[string][]string{}, map[string]time.Time{}
 	}
 	s.lines[step] = lastN(append(s.lines[step], strings.TrimRight(l, " \r")), ringSize)
-	s.last[step] = time.Now()
+	s.lastAt[step] = time.Now()
 }
 
 func (s *stepLogs) end(step string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended == nil {
-		s.ended = map[string]bool{}
+		s.ended, s.endedAt = map[string]bool{}, map[string]time.Time{}
 	}
-	if s.last == nil {
-		s.last = map[string]time.Time{}
-	}
-	s.ended[step], s.last[step] = true, time.Now()
+	s.ended[step], s.endedAt[step] = true, time.Now()
 }
 
 // match is the key of the step running exactly instruction, preferring one
@@ -690,11 +694,7 @@ func (s *stepLogs) wait(instruction string, d time.Duration) *stepLogs {
 		s.mu.Lock()
 		// Ended, and its lines settled: they may trail the end (see endGrace).
 		k := s.match(instruction)
-		settle := endGrace
-		if len(s.lines[k]) > 0 {
-			settle = 500 * time.Millisecond
-		}
-		done := k != "" && s.ended[k] && time.Since(s.last[k]) > settle
+		done := k != "" && s.ended[k] && settled(true, s.endedAt[k], len(s.lines[k]), s.lastAt[k])
 		s.mu.Unlock()
 		if done {
 			break

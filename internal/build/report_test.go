@@ -23,7 +23,7 @@ func TestServiceLinesTrailTheSpanEnd(t *testing.T) {
 	p := newProgressParser(r, nil)
 	_, _ = io.WriteString(p, svcCall+svcDone)
 	go func() {
-		time.Sleep(endGrace / 2)
+		time.Sleep(endGrace / 4)
 		_, _ = io.WriteString(p, svcLine)
 	}()
 	got := r.serviceLogs.wait(10 * time.Second).tail(15)
@@ -60,7 +60,7 @@ func TestRunLinesTrailTheStepEnd(t *testing.T) {
 	p := newProgressParser(r, nil)
 	_, _ = io.WriteString(p, nest+"[4/5] "+run+"\n"+nest+"[4/5] "+run+"\x1b[31m ERROR\x1b[0m\x1b[90m [3.8s]\x1b[0m\n")
 	go func() {
-		time.Sleep(endGrace / 2)
+		time.Sleep(endGrace / 4)
 		_, _ = io.WriteString(p, nest+"\x1b[90m[3.5s] \x1b[0m\x1b[90m|\x1b[0m ERROR: No matching distribution found for no-such-package-xyz==9.9\n")
 	}()
 	got := r.buildLogs.wait(run, 10*time.Second).of(run, 15)
