@@ -248,7 +248,10 @@ func keepBlobs(store, dir string, blobs []ociBlob) {
 			continue
 		}
 		src := filepath.Join(dir, "blobs", "sha256", b.hex)
-		tmp := dst + ".tmp"
+		// This process's own name: another build keeping the same blob
+		// (the store is per user, not per build) must not remove it, nor
+		// truncate it through copyFile while it is a link to our layout.
+		tmp := fmt.Sprintf("%s.%d.tmp", dst, os.Getpid())
 		os.Remove(tmp)
 		if os.Link(src, tmp) != nil && copyFile(src, tmp) != nil {
 			os.Remove(tmp)
