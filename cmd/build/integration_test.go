@@ -200,9 +200,10 @@ func TestIntegrationAll(t *testing.T) {
 	t.Cleanup(func() { exec.Command("docker", "rm", "-f", id).Run() })
 	addr := strings.Split(docker(t, "port", id, "8080"), "\n")[0]
 	var body string
-	for i := 0; i < 50 && !strings.Contains(body, rev); i++ {
+	client := &http.Client{Timeout: 5 * time.Second}
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !strings.Contains(body, rev); {
 		time.Sleep(200 * time.Millisecond)
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		if resp, err := client.Get("http://" + addr + "/healthz"); err == nil {
 			b := new(bytes.Buffer)
 			b.ReadFrom(resp.Body)
 			resp.Body.Close()

@@ -278,7 +278,7 @@ func TestDockerUnhealthyImageFailsValidateService(t *testing.T) {
 	t.Parallel()
 	img := integration(t)
 	in := newInstance(t, img)
-	in.env = append(in.env, "HEALTH_TIMEOUT=3")
+	in.env = append(in.env, "HEALTH_TIMEOUT=10")
 
 	res, err := in.deploy(in.bundle(img.broken, img.tagBad))
 	if err == nil {
@@ -287,7 +287,7 @@ func TestDockerUnhealthyImageFailsValidateService(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{
 		"ValidateService: scripts/validate_service.sh",
-		"not healthy after 3s; last answer: curl: (22) The requested URL returned error: 500",
+		"not healthy after 10s; last answer: curl: (22) The requested URL returned error: 500",
 		"healthz answered 500: version " + img.tagBad + " is broken on purpose", // the container's log
 	} {
 		if !strings.Contains(msg, want) {
@@ -456,7 +456,7 @@ func TestDockerImageThatCannotStartKeepsTheServiceUp(t *testing.T) {
 func TestDockerFailingHealthCheckRestoresThePrevious(t *testing.T) {
 	t.Parallel()
 	img := integration(t)
-	in := newInstance(t, img, "HEALTH_TIMEOUT=3")
+	in := newInstance(t, img, "HEALTH_TIMEOUT=10")
 	if _, err := in.deploy(in.bundle(img.v1, img.tag1)); err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +470,7 @@ func TestDockerFailingHealthCheckRestoresThePrevious(t *testing.T) {
 		rep.Requests, rep.Failures, rep.LongestGap.Round(time.Millisecond))
 	out := hookOutput(res)
 	for _, want := range []string{
-		"not healthy after 3s; last answer: curl: (22) The requested URL returned error: 500",
+		"not healthy after 10s; last answer: curl: (22) The requested URL returned error: 500",
 		"healthz answered 500: version " + img.tagBad + " is broken on purpose", // the container's log
 		"rolled back: " + in.name + " (revision " + img.tag1,
 	} {
@@ -518,7 +518,7 @@ func TestDockerHookTimeoutRestoresThePrevious(t *testing.T) {
 	if failedEvent(res) != ValidateService || !strings.Contains(err.Error(), "ValidateService: scripts/validate_service.sh timed out") {
 		t.Errorf("want ValidateService timed out, got %v", err)
 	}
-	if took > 60*time.Second {
+	if took > 100*time.Second { // HEALTH_TIMEOUT (120 s) would be the hook running on; 6 s its timeout
 		t.Errorf("the deployment took %s: the hook ran on past its timeout", took)
 	}
 	// The agent stops reading the hook's output when it sends SIGTERM, and reports the failure
@@ -639,7 +639,7 @@ func TestDockerOldImagesArePruned(t *testing.T) {
 func TestDockerInterruptedSwapIsCleanedUp(t *testing.T) {
 	t.Parallel()
 	img := integration(t)
-	in := newInstance(t, img, "HEALTH_TIMEOUT=3")
+	in := newInstance(t, img, "HEALTH_TIMEOUT=10")
 	if _, err := in.deploy(in.bundle(img.v1, img.tag1)); err != nil {
 		t.Fatal(err)
 	}
