@@ -490,10 +490,12 @@ func (p *progressParser) line(l string) {
 	} else if l := logLineRe.FindStringSubmatch(nested); l != nil && nested != text && p.dockerStep[id] != "" {
 		p.r.buildLogs.add(p.dockerStep[id], l[1])
 	}
-	if strings.Contains(p.span[id], "asService") { // the smoke test's container (the only service a build runs)
-		if l := logLineRe.FindStringSubmatch(text); l != nil {
+	// The smoke test's container (the only service a build runs); its call
+	// may be nested under another (`┆ Container.asService`).
+	if strings.Contains(p.span[id], "asService") {
+		if l := logLineRe.FindStringSubmatch(nested); l != nil {
 			p.r.serviceLogs.add(l[1])
-		} else if serviceEndRe.MatchString(text) {
+		} else if serviceEndRe.MatchString(nested) {
 			p.r.serviceLogs.end()
 		}
 	}
@@ -567,8 +569,7 @@ func quotedArgs(args []string) string {
 type lineRing struct {
 	mu      sync.Mutex
 	lines   []string
-	ended   bool      // the service's span ended (DONE or ERROR)
-	endedAt time.Time // when it did
+	endedAt time.Time // when the service's span ended (DONE or ERROR); zero while it runs
 	lastAt  time.Time // when the last line came
 }
 
@@ -586,7 +587,7 @@ func (r *lineRing) add(l string) {
 func (r *lineRing) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lines, r.ended = nil, false
+	r.lines, r.endedAt = nil, time.Time{}
 }
 
 // endGrace is how long lines may trail the end of their span: the engine
@@ -596,8 +597,9 @@ func (r *lineRing) reset() {
 const endGrace = 2 * time.Second
 
 // settled: no line for half a second (or none at all), and endGrace past the
-// span's end if it ended.
-func settled(ended bool, endedAt time.Time, lines int, lastAt time.Time) bool {
+// span's end if it ended (endedAt not zero).
+func settled(endedAt time.Time, lines int, lastAt time.Time) bool {
+	ended := !endedAt.IsZero()
 	quiet := lines == 0 && ended || lines > 0 && time.Since(lastAt) > 500*time.Millisecond
 	return quiet && (!ended || time.Since(endedAt) > endGrace)
 }
@@ -609,7 +611,7 @@ func settled(ended bool, endedAt time.Time, lines int, lastAt time.Time) bool {
 func (r *lineRing) wait(d time.Duration) *lineRing {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		r.mu.Lock()
-		done := settled(r.ended, r.endedAt, len(r.lines), r.lastAt)
+		done := settled(r.endedAt, len(r.lines), r.lastAt)
 		r.mu.Unlock()
 		if done {
 			break
@@ -620,7 +622,7 @@ func (r *lineRing) wait(d time.Duration) *lineRing {
 
 func (r *lineRing) end() {
 	r.mu.Lock()
-	r.ended, r.endedAt = true, time.Now()
+	r.endedAt = time.Now()
 	r.mu.Unlock()
 }
 
@@ -644,8 +646,7 @@ func (r *lineRing) last(n int) []string {
 type stepLogs struct {
 	mu      sync.Mutex
 	lines   map[string][]string
-	ended   map[string]bool
-	endedAt map[string]time.Time
+	endedAt map[string]time.Time // the steps that ended (DONE, ERROR or CACHED), and when
 	lastAt  map[string]time.Time // when the step's last line came
 }
 
@@ -662,10 +663,10 @@ func (s *stepLogs) add(step, l string) {
 func (s *stepLogs) end(step string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended == nil {
-		s.ended, s.endedAt = map[string]bool{}, map[string]time.Time{}
+	if s.endedAt == nil {
+		s.endedAt = map[string]time.Time{}
 	}
-	s.ended[step], s.endedAt[step] = true, time.Now()
+	s.endedAt[step] = time.Now()
 }
 
 // match is the key of the step running exactly instruction, preferring one
@@ -674,12 +675,12 @@ func (s *stepLogs) match(instruction string) string {
 	var found string
 	for k := range s.lines {
 		if _, instr, _ := strings.Cut(k, "] "); instr == instruction {
-			if found == "" || s.ended[k] {
+			if _, ended := s.endedAt[k]; found == "" || ended {
 				found = k
 			}
 		}
 	}
-	for k := range s.ended {
+	for k := range s.endedAt {
 		if _, instr, _ := strings.Cut(k, "] "); instr == instruction && found == "" {
 			found = k
 		}
@@ -688,13 +689,14 @@ func (s *stepLogs) match(instruction string) string {
 }
 
 // wait gives the step's lines up to d to arrive: until the engine's
-// progress output says the step ended.
+// progress output says the step ended and its lines settled (they may trail
+// the end: see endGrace).
 func (s *stepLogs) wait(instruction string, d time.Duration) *stepLogs {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		s.mu.Lock()
-		// Ended, and its lines settled: they may trail the end (see endGrace).
 		k := s.match(instruction)
-		done := k != "" && s.ended[k] && settled(true, s.endedAt[k], len(s.lines[k]), s.lastAt[k])
+		ended, ok := s.endedAt[k]
+		done := ok && settled(ended, len(s.lines[k]), s.lastAt[k])
 		s.mu.Unlock()
 		if done {
 			break

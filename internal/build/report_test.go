@@ -19,16 +19,26 @@ const (
 
 func TestServiceLinesTrailTheSpanEnd(t *testing.T) {
 	t.Parallel()
-	r := NewReport(io.Discard)
-	p := newProgressParser(r, nil)
-	_, _ = io.WriteString(p, svcCall+svcDone)
-	go func() {
-		time.Sleep(endGrace / 4)
-		_, _ = io.WriteString(p, svcLine)
-	}()
-	got := r.serviceLogs.wait(10 * time.Second).tail(15)
-	if len(got) != 1 || !strings.Contains(got[0], "fork/exec /srv/venv/bin/gunicorn: no such file") {
-		t.Errorf("service lines = %q; want the line that came after the span's end", got)
+	// at the top level, and nested under another call as a later run printed it
+	nest := strings.NewReplacer("\x1b[90;2m\x1b[0m", "\x1b[90;2m┆ \x1b[0m")
+	for name, lines := range map[string][3]string{
+		"top":    {svcCall, svcDone, svcLine},
+		"nested": {nest.Replace(svcCall), nest.Replace(svcDone), nest.Replace(svcLine)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := NewReport(io.Discard)
+			p := newProgressParser(r, nil)
+			_, _ = io.WriteString(p, lines[0]+lines[1])
+			go func() {
+				time.Sleep(endGrace / 4)
+				_, _ = io.WriteString(p, lines[2])
+			}()
+			got := r.serviceLogs.wait(10 * time.Second).tail(15)
+			if len(got) != 1 || !strings.Contains(got[0], "fork/exec /srv/venv/bin/gunicorn: no such file") {
+				t.Errorf("service lines = %q; want the line that came after the span's end", got)
+			}
+		})
 	}
 }
 
