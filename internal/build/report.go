@@ -609,15 +609,19 @@ func settled(endedAt time.Time, lines int, lastAt time.Time) bool {
 // a loaded machine. It returns once they settled: half a second after the
 // last line of a service that runs on, or endGrace after the span's end.
 func (r *lineRing) wait(d time.Duration) *lineRing {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	pollUntil(d, func() bool {
 		r.mu.Lock()
-		done := settled(r.endedAt, len(r.lines), r.lastAt)
-		r.mu.Unlock()
-		if done {
-			break
-		}
-	}
+		defer r.mu.Unlock()
+		return settled(r.endedAt, len(r.lines), r.lastAt)
+	})
 	return r
+}
+
+// pollUntil checks done every 50 ms until it holds, for at most d.
+func pollUntil(d time.Duration, done func() bool) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline) && !done(); {
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (r *lineRing) end() {
@@ -692,16 +696,13 @@ func (s *stepLogs) match(instruction string) string {
 // progress output says the step ended and its lines settled (they may trail
 // the end: see endGrace).
 func (s *stepLogs) wait(instruction string, d time.Duration) *stepLogs {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	pollUntil(d, func() bool {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		k := s.match(instruction)
 		ended, ok := s.endedAt[k]
-		done := ok && settled(ended, len(s.lines[k]), s.lastAt[k])
-		s.mu.Unlock()
-		if done {
-			break
-		}
-	}
+		return ok && settled(ended, len(s.lines[k]), s.lastAt[k])
+	})
 	return s
 }
 
