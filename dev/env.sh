@@ -454,6 +454,26 @@ iptables_cleanup() {
   done
 }
 
+# docker_leftovers: what a dockerd killed without its shutdown (SIGKILL, or its session's end)
+# leaves behind: its containers still running (their shims, if alive, no longer serve them), its
+# containerd and shims, and the containers' network namespaces still bind-mounted under our exec
+# root (and their root filesystems under the data root). rm can't remove a mount point (EBUSY),
+# so `down`, CI's first step, failed on it.
+# Ours are the containers our data root knows: their processes are found by cgroup
+# (/docker/<id>), the daemons by our exec root on their command line.
+docker_leftovers() {
+  local id pid mnt
+  for id in "$CACHE"/docker-data/containers/*; do
+    [ -d "$id" ] || continue
+    { grep -l -- "/docker/${id##*/}" /proc/[0-9]*/cgroup 2>/dev/null || true; } | cut -d/ -f3 |
+      while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done
+  done
+  for pid in $(pgrep -f -- "$RUN/docker/exec" || true); do kill -KILL "$pid" 2>/dev/null || true; done
+  awk -v run="$RUN/" -v data="$CACHE/docker-data/" 'index($5, run) == 1 || index($5, data) == 1 { print $5 }' \
+    /proc/self/mountinfo | sort -r |
+    while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
+}
+
 cmd_down() {
   need_root down
   local c
@@ -463,6 +483,7 @@ cmd_down() {
     done
   fi
   for c in dockerd moto engine registry mirror; do stop "$c"; done
+  docker_leftovers
   # What the engine and dockerd leave behind (OFFLINE-ENGINE.md): bridges, iptables chains and
   # rules, ip_forward. Only what carries their names is touched.
   ip link delete dagger0 2>/dev/null || true
