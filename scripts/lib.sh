@@ -38,13 +38,11 @@ load_image_env() {
   # shellcheck source=/dev/null
   source "$file"
   for key in IMAGE REVISION REGISTRY REGISTRY_USERNAME_PARAM REGISTRY_PASSWORD_PARAM AWS_REGION \
-    CONTAINER_NAME CONTAINER_PORT; do
+    CONTAINER_NAME CONTAINER_PORT HEALTH_PATH; do
     [ -n "${!key:-}" ] || die "$file: $key is missing or empty"
   done
   [[ $IMAGE == *@sha256:* ]] || die "$file: IMAGE must name the image by digest (repo@sha256:...), got '$IMAGE'"
   is_uint "$CONTAINER_PORT" || die "$file: CONTAINER_PORT must be a number, got '$CONTAINER_PORT'"
-  # HEALTH_PATH came with the app contract; a bundle built before it means the old /healthz.
-  HEALTH_PATH=${HEALTH_PATH:-/healthz}
   [[ $HEALTH_PATH =~ ^/[^[:space:]]*$ ]] || die "$file: HEALTH_PATH must start with / and hold no spaces, got '$HEALTH_PATH'"
 }
 
@@ -280,8 +278,9 @@ restore_previous() {
     log "rollback FAILED: $(describe "$name") did not start again ($1): $(docker logs --tail 5 "$name" 2>&1 | tr '\n' ' ')"
     return 0
   fi
+  # a container the hooks did not create has no label: it ran the same app, so this bundle's path
   path=$(label "$name" webapp.health-path)
-  url=http://$HOST_ADDR:$HOST_PORT${path:-/healthz}
+  url=http://$HOST_ADDR:$HOST_PORT${path:-$HEALTH_PATH}
   deadline=$((SECONDS + HEALTH_TIMEOUT))
   until curl --fail --silent --output /dev/null --max-time 2 "$url"; do
     if [ "$SECONDS" -ge "$deadline" ]; then

@@ -6,6 +6,7 @@ package devenv
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -194,7 +195,7 @@ type ImageEnv struct {
 	Image         string // by digest
 	Revision      string
 	ContainerName string
-	HealthPath    string // "" writes no HEALTH_PATH (a bundle from before the app contract: /healthz)
+	HealthPath    string // "": TestImageHealthPath, the stand-in image's
 }
 
 // WriteBundle lays out a deploy bundle in dir as the build does: the repository's appspec.yml
@@ -225,10 +226,8 @@ REGISTRY_PASSWORD_PARAM=/webapp/registry/password
 AWS_REGION=%s
 CONTAINER_NAME=%s
 CONTAINER_PORT=8080
-`, img.Image, repo, img.Revision, img.Revision, e.Registry, e.Region, img.ContainerName)
-	if img.HealthPath != "" {
-		env += "HEALTH_PATH=" + img.HealthPath + "\n"
-	}
+HEALTH_PATH=%s
+`, img.Image, repo, img.Revision, img.Revision, e.Registry, e.Region, img.ContainerName, cmp.Or(img.HealthPath, TestImageHealthPath))
 	return os.WriteFile(filepath.Join(dir, "image.env"), []byte(env), 0o644)
 }
 

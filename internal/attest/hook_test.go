@@ -34,7 +34,7 @@ func (e devEnv) hookRun(t *testing.T, image, key, repo string, extraEnv ...strin
 	}
 	host, _, _ := strings.Cut(e.repo, "/")
 	imageEnv := fmt.Sprintf("IMAGE=%s\nIMAGE_TAG=%s:test\nREVISION=%s\nREGISTRY=%s\nREGISTRY_USERNAME_PARAM=%s\nREGISTRY_PASSWORD_PARAM=%s\n"+
-		"AWS_REGION=%s\nCONTAINER_NAME=i13-web\nCONTAINER_PORT=8080\nSIGNING_KEY=%s\nSOURCE_REPOSITORY=%s\n",
+		"AWS_REGION=%s\nCONTAINER_NAME=i13-web\nCONTAINER_PORT=8080\nHEALTH_PATH=/ready\nSIGNING_KEY=%s\nSOURCE_REPOSITORY=%s\n",
 		image, e.repo, strings.Repeat("a", 40), host, os.Getenv("BUILD_REGISTRY_USERNAME_PARAM"), os.Getenv("BUILD_REGISTRY_PASSWORD_PARAM"),
 		os.Getenv("AWS_REGION"), key, repo)
 	if err := os.WriteFile(filepath.Join(bundle, "image.env"), []byte(imageEnv), 0o644); err != nil {

@@ -19,7 +19,7 @@ func hookBundle(t *testing.T, fakeDocker string) (bundle string, env []string) {
 	}
 	image := "registry.example/webapp@sha256:" + strings.Repeat("a", 64)
 	if err := os.WriteFile(filepath.Join(bundle, "image.env"), []byte("IMAGE="+image+"\nREVISION=r1\nREGISTRY=registry.example\n"+
-		"REGISTRY_USERNAME_PARAM=/u\nREGISTRY_PASSWORD_PARAM=/p\nAWS_REGION=eu-west-1\nCONTAINER_NAME=webapp\nCONTAINER_PORT=8080\n"), 0o644); err != nil {
+		"REGISTRY_USERNAME_PARAM=/u\nREGISTRY_PASSWORD_PARAM=/p\nAWS_REGION=eu-west-1\nCONTAINER_NAME=webapp\nCONTAINER_PORT=8080\nHEALTH_PATH=/ready\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(bundle, "fakebin")
@@ -77,19 +77,24 @@ func TestHookBadInstanceSettings(t *testing.T) {
 	}
 }
 
-// HEALTH_PATH must be a path; a bundle without it (built before the contract) means /healthz.
+// HEALTH_PATH must be a path, and a bundle must name it: the pipeline knows no app's path.
 func TestHookHealthPathFromImageEnv(t *testing.T) {
 	t.Parallel()
-	bundle, env := hookBundle(t, "exit 0\n")
-	f, err := os.OpenFile(filepath.Join(bundle, "image.env"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = f.WriteString("HEALTH_PATH=healthz\n")
-	f.Close()
-	res, err := runScript(context.Background(), scriptRun{Event: ValidateService,
-		Hook: Hook{Location: "scripts/validate_service.sh", Timeout: 60}, ArchiveDir: bundle, Env: env, Log: testLog(t)})
-	if err == nil || !strings.Contains(res.Output, "HEALTH_PATH must start with / and hold no spaces, got 'healthz'") {
-		t.Errorf("want the bad HEALTH_PATH named, got %v:\n%s", err, res.Output)
+	for _, c := range []struct{ line, want string }{
+		{"HEALTH_PATH=healthz\n", "HEALTH_PATH must start with / and hold no spaces, got 'healthz'"},
+		{"HEALTH_PATH=\n", "image.env: HEALTH_PATH is missing or empty"},
+	} {
+		bundle, env := hookBundle(t, "exit 0\n")
+		f, err := os.OpenFile(filepath.Join(bundle, "image.env"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = f.WriteString(c.line)
+		f.Close()
+		res, err := runScript(context.Background(), scriptRun{Event: ValidateService,
+			Hook: Hook{Location: "scripts/validate_service.sh", Timeout: 60}, ArchiveDir: bundle, Env: env, Log: testLog(t)})
+		if err == nil || !strings.Contains(res.Output, c.want) {
+			t.Errorf("%q: want %q, got %v:\n%s", c.line, c.want, err, res.Output)
+		}
 	}
 }
