@@ -148,7 +148,7 @@ func (c *CLI) deployer() (deployFunc, string, error) {
 }
 
 // healthPath is the HEALTH_PATH the deployed revision's image.env names (else the contract's
-// default, /: the sample's /healthz is no default of the pipeline's).
+// default, /: the sample app's path is no default of the pipeline's).
 func healthPath(archive string) string {
 	b, err := os.ReadFile(filepath.Join(archive, "image.env"))
 	if err == nil {

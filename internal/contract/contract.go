@@ -127,7 +127,7 @@ func (a App) Resolve(repo string) (App, error) {
 		return App{}, fmt.Errorf("container-port %d: must be a port number from 1 to 65535", r.Port)
 	}
 	if !healthPathRe.MatchString(r.HealthPath) {
-		return App{}, fmt.Errorf("health-path %q: must be a URL path starting with '/' (letters, digits and @%%+=:,./_-), e.g. /healthz", r.HealthPath)
+		return App{}, fmt.Errorf("health-path %q: must be a URL path starting with '/' (letters, digits and @%%+=:,./_-), e.g. /ready", r.HealthPath)
 	}
 	if r.HealthTimeout <= 0 {
 		return App{}, fmt.Errorf("health-timeout %s: must be positive, e.g. 30s", r.HealthTimeout)
