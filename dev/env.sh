@@ -185,6 +185,10 @@ build_rootfs() { # build_rootfs SUITE
   ln -s python3 "$dir/usr/local/bin/python"
   ln -s /usr/bin/pydoc3 "$dir/usr/local/bin/pydoc3"
   ln -s pydoc3 "$dir/usr/local/bin/pydoc"
+  # The official image's site-packages is /usr/local/lib/pythonX.Y/site-packages, and Dockerfiles
+  # copy trees there (`pip install --prefix=/install` in a builder stage, then
+  # `COPY --from=builder /install /usr/local`); Debian's python reads dist-packages only.
+  echo "import site; site.addsitedir('/usr/local/lib/$py/site-packages')" > "$dir/usr/lib/python3/dist-packages/usr-local-site-packages.pth"
   local pip
   for pip in pip pip3 "pip${py#python}"; do
     printf '#!/usr/local/bin/python3\nimport sys\nfrom pip._internal.cli.main import main\nif __name__ == "__main__":\n    sys.exit(main())\n' > "$dir/usr/local/bin/$pip"
