@@ -17,12 +17,14 @@ var combos = []struct {
 	params map[string]string
 }{
 	{"default", nil},
-	{"pull login", map[string]string{
-		"PullUsernameParameter": "/webapp/registry/pull-username", "PullPasswordParameter": "/webapp/registry/pull-password"}},
+	{"pull login named", map[string]string{
+		"PullUsernameParameter": "/acme/pull/username", "PullPasswordParameter": "/acme/pull/password"}},
 	{"KMS key", map[string]string{"ParameterKmsKeyArn": kmsKey}},
 	{"ECR (pull login and KMS key also given: both ignored)", map[string]string{"EcrRepositoryName": "acme/webapp",
 		"PullUsernameParameter": "/webapp/registry/pull-username", "PullPasswordParameter": "/webapp/registry/pull-password",
 		"ParameterKmsKeyArn": kmsKey}},
+	{"ECR without pull parameters", map[string]string{"EcrRepositoryName": "acme/webapp",
+		"PullUsernameParameter": "", "PullPasswordParameter": ""}},
 	{"approval", map[string]string{"RequireApproval": "true", "NotificationEmail": "team@example.com"}},
 	{"load balancer", map[string]string{"LoadBalancerListenerArn": listener, "LoadBalancerVpcId": "vpc-0123456789abcdef0"}},
 	{"codestar-connections ARN, no pull-request builds, artifacts expire", map[string]string{
@@ -35,8 +37,6 @@ const (
 	listener   = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/webapp-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"
 	pushUser   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/username"
 	pushPass   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/password"
-	pullUser   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/pull-username"
-	pullPass   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/pull-password"
 	connection = "arn:aws:codeconnections:us-east-1:123456789012:connection/0123abcd-0123-4567-89ab-0123456789ab"
 )
 
@@ -243,7 +243,7 @@ func has(g map[string]bool, pairs ...string) bool {
 
 // check asserts what each combination must and must not grant or build.
 func check(t *testing.T, name string, s *Stack) {
-	ecr, pull := s.Conditions["UseEcr"], s.Conditions["HasPullLogin"]
+	ecr := s.Conditions["UseEcr"]
 	kms := s.Params["ParameterKmsKeyArn"] != ""
 	build, inst, pipe := grants(s, "CodeBuildRole"), grants(s, "InstanceRole"), grants(s, "CodePipelineRole")
 
@@ -303,10 +303,10 @@ func check(t *testing.T, name string, s *Stack) {
 		// Finding 1: the build reads the PUSH login, whatever the instances get.
 		want(t, fmt.Sprintf("the build role reads %v, want exactly the push login", ssmBuild),
 			len(ssmBuild) == 4 && has(build, "ssm:GetParameters "+pushUser, "ssm:GetParameters "+pushPass))
-		pu, pp := pushUser, pushPass
-		if pull {
-			pu, pp = pullUser, pullPass
-		}
+		// Issue 18 item 6: the instances read the pull-only login, never the push login.
+		pu := "arn:aws:ssm:us-east-1:123456789012:parameter" + s.Params["PullUsernameParameter"]
+		pp := "arn:aws:ssm:us-east-1:123456789012:parameter" + s.Params["PullPasswordParameter"]
+		want(t, "the instances may read the push login", !inst["ssm:GetParameter "+pushUser] && !inst["ssm:GetParameter "+pushPass])
 		want(t, fmt.Sprintf("the instance role reads %v, want exactly %s and %s", ssmInst, pu, pp),
 			len(ssmInst) == 4 && has(inst, "ssm:GetParameter "+pu, "ssm:GetParameter "+pp))
 		want(t, "the project's PARAMETER_STORE variables are not the push login",
@@ -427,7 +427,10 @@ func TestRulesRefuseHalfSettings(t *testing.T) {
 		params map[string]string
 		err    string
 	}{
-		"pull user only": {map[string]string{"PullUsernameParameter": "/p/u"}, "rule PullLoginNeedsBoth"},
+		"pull user only": {map[string]string{"PullPasswordParameter": ""}, "rule SsmLoginNeedsPullLogin"},
+		"no pull login":  {map[string]string{"PullUsernameParameter": "", "PullPasswordParameter": ""}, "rule SsmLoginNeedsPullLogin"},
+		"pull = push": {map[string]string{"PullUsernameParameter": "/webapp/registry/username",
+			"PullPasswordParameter": "/webapp/registry/password"}, "rule SsmLoginNeedsPullLogin"},
 		"listener only":  {map[string]string{"LoadBalancerListenerArn": listener}, "rule TrafficControlNeedsVpc"},
 		"bad base image": {map[string]string{"BaseImage": "Python:Latest"}, "parameter BaseImage"},
 		"bad email":      {map[string]string{"NotificationEmail": "nobody"}, "parameter NotificationEmail"},
