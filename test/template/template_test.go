@@ -26,7 +26,8 @@ var combos = []struct {
 	{"ECR without pull parameters", map[string]string{"EcrRepositoryName": "acme/webapp",
 		"PullUsernameParameter": "", "PullPasswordParameter": ""}},
 	{"approval", map[string]string{"RequireApproval": "true", "NotificationEmail": "team@example.com"}},
-	{"load balancer", map[string]string{"LoadBalancerListenerArn": listener, "LoadBalancerVpcId": "vpc-0123456789abcdef0"}},
+	{"load balancer", map[string]string{"LoadBalancerListenerArn": listener, "LoadBalancerVpcId": "vpc-0123456789abcdef0",
+		"HealthCheckPath": "/healthz"}},
 	{"codestar-connections ARN, no pull-request builds, artifacts expire", map[string]string{
 		"GitHubConnectionArn": "arn:aws:codestar-connections:us-east-1:123456789012:connection/0123abcd-0123-4567-89ab-0123456789ab",
 		"PullRequestBuilds":   "false", "ArtifactRetentionDays": "400"}},
@@ -378,9 +379,15 @@ func check(t *testing.T, name string, s *Stack) {
 		want(t, "no rollback on alarm: "+events, strings.Contains(events, "DEPLOYMENT_STOP_ON_ALARM"))
 		dims := fmt.Sprint(path(s.Resources["Target5xxAlarm"], "Properties", "Dimensions"))
 		want(t, "the 5xx alarm's dimensions "+dims, dims == "[map[Name:LoadBalancer Value:app/webapp-alb/50dc6c495c0c9188] map[Name:TargetGroup Value:<TrafficTargetGroup.TargetGroupFullName>]]")
+		// Issue 18: the build gets the target group's health path, to check it against the app's.
+		hc := path(s.Resources["TrafficTargetGroup"], "Properties", "HealthCheckPath")
+		want(t, fmt.Sprintf("BUILD_LB_HEALTH_CHECK_PATH %q, the target group checks %v", e["BUILD_LB_HEALTH_CHECK_PATH"], hc),
+			e["BUILD_LB_HEALTH_CHECK_PATH"] == fmt.Sprint("PLAINTEXT ", hc) && hc == s.Params["HealthCheckPath"])
 		attrs := fmt.Sprint(path(s.Resources["TrafficTargetGroup"], "Properties", "TargetGroupAttributes"))
 		want(t, "deregistration delay "+attrs, attrs == "[map[Key:deregistration_delay.timeout_seconds Value:15]]")
 	} else {
+		_, lbEnv := e["BUILD_LB_HEALTH_CHECK_PATH"]
+		want(t, "BUILD_LB_HEALTH_CHECK_PATH without a load balancer", !lbEnv)
 		want(t, "traffic control without a listener", path(dg, "DeploymentStyle", "DeploymentOption") == "WITHOUT_TRAFFIC_CONTROL" &&
 			path(dg, "LoadBalancerInfo") == nil && path(dg, "AlarmConfiguration") == nil && !strings.Contains(events, "ALARM"))
 	}
@@ -431,7 +438,9 @@ func TestRulesRefuseHalfSettings(t *testing.T) {
 		"no pull login":  {map[string]string{"PullUsernameParameter": "", "PullPasswordParameter": ""}, "rule SsmLoginNeedsPullLogin"},
 		"pull = push": {map[string]string{"PullUsernameParameter": "/webapp/registry/username",
 			"PullPasswordParameter": "/webapp/registry/password"}, "rule SsmLoginNeedsPullLogin"},
-		"listener only":  {map[string]string{"LoadBalancerListenerArn": listener}, "rule TrafficControlNeedsVpc"},
+		"listener only": {map[string]string{"LoadBalancerListenerArn": listener, "HealthCheckPath": "/healthz"}, "rule TrafficControlNeedsVpc"},
+		"listener without health path": {map[string]string{"LoadBalancerListenerArn": listener, "LoadBalancerVpcId": "vpc-0123456789abcdef0"},
+			"rule TrafficControlNeedsHealthCheckPath"},
 		"bad base image": {map[string]string{"BaseImage": "Python:Latest"}, "parameter BaseImage"},
 		"bad email":      {map[string]string{"NotificationEmail": "nobody"}, "parameter NotificationEmail"},
 	} {
