@@ -31,6 +31,7 @@ import (
 var pseudo = map[string]string{
 	"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1", "AWS::Partition": "aws",
 	"AWS::StackName": "webapp", "AWS::URLSuffix": "amazonaws.com",
+	"AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/webapp/51af3dc0-da77-11e4-872e-1234567db123",
 }
 
 // noValue is what AWS::NoValue (and an Fn::If branch of it) evaluates to: the key or list item
