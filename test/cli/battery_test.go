@@ -178,12 +178,15 @@ func TestUnknownTagIsOneLine(t *testing.T) {
 }
 
 // TestHashedRuntimeUnhashedDevRequirements: the pipeline's own deps step installs
-// requirements.txt with hashes (poetry export) and an unhashed requirements-dev.txt, one pip
-// per file, as a developer does: one pip for both refuses the dev file ("Hashes are required").
+// requirements.txt with hashes and an index URL (as poetry export writes them) and an unhashed
+// requirements-dev.txt pinned by a constraints file, one pip per file, as a developer does: one
+// pip for both refuses the dev file ("Hashes are required").
 func TestHashedRuntimeUnhashedDevRequirements(t *testing.T) {
 	needEnv(t)
 	dir := batteryRepo(t, "poetry-export")
-	r := runBuild(t, dir, []string{"BUILD_BASE_IMAGE=" + devtest.MirrorRef(contract.DefaultBaseImage), "BUILD_LINT_COMMAND=flake8 --version"}, "lint")
+	// the lint command checks what was installed: waitress from the hashed file, flake8 at the constraint's pin
+	lint := `BUILD_LINT_COMMAND=python -c "import sys, waitress, flake8; sys.exit(flake8.__version__ != '7.1.1')"`
+	r := runBuild(t, dir, []string{"BUILD_BASE_IMAGE=" + devtest.MirrorRef(contract.DefaultBaseImage), lint}, "lint")
 	if r.code != 0 {
 		t.Fatalf("lint (its deps: hashed runtime + unhashed dev requirements) should pass\n%s", r)
 	}
