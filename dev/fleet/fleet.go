@@ -98,6 +98,20 @@ func Start(ctx context.Context, dir string, n, lbPort int, env devenv.Env, agent
 			subnet: fmt.Sprintf("10.%d.%d.1/24", 100+lbPort%100, i)}
 		in.Socket = filepath.Join(in.Dir, "docker.sock")
 		f.Instances = append(f.Instances, in)
+	}
+	// the ports the fleet needs, free before anything starts: a port held elsewhere (e.g. a
+	// container published on 0.0.0.0 by another tool) would fail every first deployment at
+	// "bind: address already in use", deep in a hook's log
+	addrs := []string{fmt.Sprintf("127.0.0.1:%d", lbPort)}
+	for _, in := range f.Instances {
+		addrs = append(addrs, fmt.Sprintf("%s:%d", in.Addr, f.HostPort))
+	}
+	for _, a := range addrs {
+		if err := PortFree(a); err != nil {
+			return nil, fmt.Errorf("fleet: %w", err)
+		}
+	}
+	for _, in := range f.Instances {
 		if err := f.startInstance(ctx, in); err != nil {
 			f.Stop()
 			return nil, fmt.Errorf("instance %s: %w", in.Name, err)
@@ -108,6 +122,27 @@ func Start(ctx context.Context, dir string, n, lbPort int, env devenv.Env, agent
 		return nil, err
 	}
 	return f, nil
+}
+
+// PortFree checks that addr (host:port) can be listened on; if not, the error names the process
+// holding the port (from ss) and how to free it.
+func PortFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err == nil {
+		return l.Close()
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	holder := "another process"
+	if out, serr := exec.Command("ss", "-Hltnp", "sport = :"+port).Output(); serr == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 6 {
+				holder = f[3] + " " + strings.Join(f[5:], " ")
+				break
+			}
+		}
+	}
+	return fmt.Errorf("%s is taken, held by %s (a container published on 0.0.0.0:%s holds the port on every address): stop it or choose another port", addr, holder, port)
 }
 
 func run(ctx context.Context, name string, args ...string) error {
@@ -385,6 +420,16 @@ func (f *Fleet) Deploy(ctx context.Context, bundle string, cfg Config, instanceE
 		res.Err = fmt.Errorf("%s: stopped after a failed instance (%d succeeded, %d failed)", cfg.Name, succeeded, failed)
 	case !cfg.oneAtATime && succeeded < minHealthy:
 		res.Err = fmt.Errorf("%s: %d of %d instances succeeded, fewer than the minimum healthy hosts (%d)", cfg.Name, succeeded, n, minHealthy)
+	}
+	if res.Err != nil {
+		// what failed, as the build's report says it: the instance, the failing hook and its
+		// last lines (the agent's error carries them)
+		for _, r := range res.Instances {
+			if r.Status == codedeploy.Failed && r.Err != nil {
+				res.Err = fmt.Errorf("%w\nfirst failed instance %s: %v", res.Err, r.Instance, r.Err)
+				break
+			}
+		}
 	}
 	return res
 }
