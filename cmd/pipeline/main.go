@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/acme/webapp-pipeline/dev/devenv"
+	"github.com/acme/webapp-pipeline/dev/fleet"
 	"github.com/acme/webapp-pipeline/dev/localstack"
 	"github.com/acme/webapp-pipeline/internal/codebuild"
 	"github.com/acme/webapp-pipeline/internal/codedeploy"
@@ -47,6 +49,7 @@ type CLI struct {
 	Deployer    string            `help:"What runs the Deploy stage: the real CodeDeploy agent's codedeploy-local (agent), the local replay (replay), or the agent when installed (auto)." enum:"auto,agent,replay" default:"auto" env:"PIPELINE_DEPLOYER"`
 	Params      string            `help:"Parameter set of infra/template.yml the run stands for: a name in the branch tip's dev/params (ssm-pull, ecr, approval, lb, ...) or a file of NAME=VALUE lines. The build's environment, the instance role and the registry logins are then resolved from the template, and every AWS call is checked against the role's grants. Empty: the dev environment's own settings." env:"PIPELINE_PARAMS" placeholder:"SET"`
 	Param       map[string]string `help:"A template parameter over the set's (repeatable)." placeholder:"NAME=VALUE"`
+	Instances   int               `help:"With a load balancer set (lb): how many instances behind the HAProxy load balancer, each a dockerd of its own (dev/fleet)." default:"2"`
 	Summary     string            `help:"Write the run's results (stages, prober, IAM check) as JSON to this file." placeholder:"FILE"`
 }
 
@@ -162,19 +165,25 @@ func (c *CLI) run(ctx context.Context, out, logw io.Writer) (err error) {
 	fmt.Fprintf(out, "Deploy  with %s\n", how)
 	// the published port on 127.0.0.1 only: the local instance shares this machine's ports
 	// with the fleet's instances (127.X.Y.N) and everything else
-	hookEnv := append(env.HookEnv(c.Port, dockerConfig, "AWS_REGION="+env.Region, "HOST_IP=127.0.0.1"), verifyEnv(env)...)
+	instance := verifyEnv(env) // instance settings over devenv's HookEnv
 	if stack != nil {
 		stack.Recorder.SetRegistryRole("instance")
-		hookEnv = append(hookEnv, stack.HookEnv()...)
+		instance = append(instance, stack.HookEnv()...)
 	}
+	hookEnv := append(env.HookEnv(c.Port, dockerConfig, "AWS_REGION="+env.Region, "HOST_IP=127.0.0.1"), instance...)
 	healthURL := fmt.Sprintf("http://127.0.0.1:%d%s", c.Port, healthPathOf(zipPath))
 	prober := devenv.StartProber(healthURL, 100*time.Millisecond, 1<<20)
-	res, err := deploy(ctx, codedeploy.Options{
-		Bundle: zipPath, InstanceDir: filepath.Join(c.Work, "instance"),
-		Application: c.Application, Group: c.Group,
-		Env: hookEnv,
-		Log: prefixed(logw, "deploy | "),
-	})
+	var res codedeploy.Result
+	if stack != nil && stack.Resolved.HealthCheck != nil {
+		err = c.deployFleet(ctx, stack, env, zipPath, instance, out, logw)
+	} else {
+		res, err = deploy(ctx, codedeploy.Options{
+			Bundle: zipPath, InstanceDir: filepath.Join(c.Work, "instance"),
+			Application: c.Application, Group: c.Group,
+			Env: hookEnv,
+			Log: prefixed(logw, "deploy | "),
+		})
+	}
 	pr := prober.Stop()
 	sum.Prober = proberSummary(pr)
 	for _, ev := range res.Events {
@@ -268,6 +277,43 @@ func healthPathOf(zipPath string) string {
 		}
 	}
 	return "/"
+}
+
+// deployFleet deploys through the template's load balancer: --instances instances (a dockerd
+// each) behind HAProxy at 127.0.0.1:--port, checked as the target group checks them (path,
+// matcher, thresholds; its 10 s interval a tenth here), in the deployment group's configuration
+// with traffic control (dev/fleet). extra is the instance settings on top of the fleet's own.
+func (c *CLI) deployFleet(ctx context.Context, stack *localstack.Stack, env devenv.Env, zipPath string, extra []string, out, logw io.Writer) error {
+	agent, err := codedeploy.FindAgent()
+	if err != nil {
+		return err
+	}
+	hc := stack.Resolved.HealthCheck
+	num := func(s string) int { n, _ := strconv.Atoi(s); return n }
+	check := &fleet.HTTPCheck{Path: hc.Path, Matcher: hc.Matcher, Rise: num(hc.HealthyThreshold), Fall: num(hc.UnhealthyThreshold),
+		Interval: time.Duration(num(hc.IntervalSeconds)) * 100 * time.Millisecond, Timeout: time.Duration(num(hc.TimeoutSeconds)) * 100 * time.Millisecond}
+	cfgName := strings.TrimPrefix(stack.Resolved.DeploymentConfig, "CodeDeployDefault.")
+	cfg, ok := fleet.Configs[cfgName]
+	if !ok {
+		return fmt.Errorf("deployment config %s: dev/fleet has no such configuration", stack.Resolved.DeploymentConfig)
+	}
+	hostPort := num(stack.Resolved.DeployEnv["HOST_PORT"])
+	fmt.Fprintf(out, "Deploy  through HAProxy on 127.0.0.1:%d to %d instances (HOST_PORT %d, TrafficPort), %s, health check GET %s expecting %s, %d/%d in a row every %s\n",
+		c.Port, c.Instances, hostPort, cfg.Name, hc.Path, hc.Matcher, check.Rise, check.Fall, check.Interval)
+	fl, err := fleet.StartWith(ctx, filepath.Join(c.Work, "fleet"), c.Instances, c.Port, env, agent, prefixed(logw, "deploy | "),
+		fleet.Options{HostPort: hostPort, Check: check})
+	if err != nil {
+		return err
+	}
+	defer fl.Stop()
+	r := fl.Deploy(ctx, zipPath, cfg, func(*fleet.Instance) []string { return extra })
+	for _, in := range r.Instances {
+		fmt.Fprintf(out, "Deploy  %-18s %-9s %.1f s\n", in.Instance, in.Status, in.Took.Seconds())
+	}
+	if r.Err == nil {
+		fmt.Fprintf(out, "Deploy  the fleet stops with this run: the load balancer set checks the deployment through HAProxy\n")
+	}
+	return r.Err
 }
 
 type deployFunc func(context.Context, codedeploy.Options) (codedeploy.Result, error)

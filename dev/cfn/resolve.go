@@ -27,6 +27,8 @@ type Resolved struct {
 	DeployEnv map[string]string
 	// HealthCheck is the target group's, nil without a load balancer.
 	HealthCheck *HealthCheck
+	// DeploymentConfig is the deployment group's configuration (CodeDeployDefault.OneAtATime ...).
+	DeploymentConfig string
 }
 
 // EnvVar is one CodeBuild project variable.
@@ -90,6 +92,7 @@ func Resolve(path string, params, bind map[string]string) (*Resolved, error) {
 		r.Stages = append(r.Stages, fmt.Sprint(asMap(st)["Name"]))
 	}
 	r.DeployEnv["HOST_PORT"] = s.Params["TrafficPort"]
+	r.DeploymentConfig = sub(Path(s.Resources["DeploymentGroup"], "Properties", "DeploymentConfigName"))
 	if tg, ok := s.Resources["TrafficTargetGroup"]; ok {
 		p := asMap(tg["Properties"])
 		r.HealthCheck = &HealthCheck{Path: sub(p["HealthCheckPath"]), Port: sub(p["Port"]),

@@ -14,6 +14,7 @@ package fleet
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -77,18 +78,41 @@ type Fleet struct {
 	Instances []*Instance
 	haproxy   *exec.Cmd
 	adminSock string
+	check     *HTTPCheck
+}
+
+// HTTPCheck is a target group's health check for HAProxy: GET Path must answer a status in
+// Matcher ("200-399", "200,302") Rise times in a row; Fall failures take the instance out.
+type HTTPCheck struct {
+	Path       string
+	Matcher    string
+	Interval   time.Duration
+	Timeout    time.Duration
+	Rise, Fall int
+}
+
+// Options are what a fleet may differ in: the instances' HOST_PORT (8080 when 0) and the
+// load balancer's health check (HAProxy's TCP check when nil).
+type Options struct {
+	HostPort int
+	Check    *HTTPCheck
 }
 
 // Start brings up n instances (dockerd each) and HAProxy. Stop undoes it.
 func Start(ctx context.Context, dir string, n, lbPort int, env devenv.Env, agent codedeploy.Agent, log io.Writer) (*Fleet, error) {
+	return StartWith(ctx, dir, n, lbPort, env, agent, log, Options{})
+}
+
+// StartWith is Start with Options.
+func StartWith(ctx context.Context, dir string, n, lbPort int, env devenv.Env, agent codedeploy.Agent, log io.Writer, o Options) (*Fleet, error) {
 	if n < 1 || n > 9 {
 		return nil, fmt.Errorf("fleet: %d instances: want 1..9", n)
 	}
 	if log == nil {
 		log = io.Discard
 	}
-	f := &Fleet{Dir: dir, Port: lbPort, HostPort: 8080, Env: env, Agent: agent, Log: log,
-		adminSock: filepath.Join(dir, "haproxy.sock")}
+	f := &Fleet{Dir: dir, Port: lbPort, HostPort: cmp.Or(o.HostPort, 8080), Env: env, Agent: agent, Log: log,
+		adminSock: filepath.Join(dir, "haproxy.sock"), check: o.Check}
 	// Addresses, bridges and subnets derive from the load balancer's port, so two fleets (e.g. a
 	// test and `make fleet`) can run at once.
 	hi, lo := 1+(lbPort>>8)%254, lbPort&255
@@ -203,10 +227,16 @@ func (f *Fleet) startInstance(ctx context.Context, in *Instance) error {
 // another server (an ALB does not retry either: what fails, the prober sees).
 func (f *Fleet) startHAProxy(ctx context.Context) error {
 	var servers strings.Builder
+	check, checkOpts := "check inter 500ms fall 2 rise 1", ""
+	if c := f.check; c != nil {
+		check = fmt.Sprintf("check inter %dms fall %d rise %d", c.Interval.Milliseconds(), c.Fall, c.Rise)
+		checkOpts = fmt.Sprintf("  option httpchk GET %s\n  http-check expect rstatus %s\n  timeout check %dms\n",
+			c.Path, statusRegexp(c.Matcher), c.Timeout.Milliseconds())
+	}
 	for _, in := range f.Instances {
 		// every instance starts out of the load balancer: AllowTraffic of its first deployment
 		// puts it in
-		fmt.Fprintf(&servers, "  server %s %s:%d check inter 500ms fall 2 rise 1 disabled\n", in.Name, in.Addr, f.HostPort)
+		fmt.Fprintf(&servers, "  server %s %s:%d %s disabled\n", in.Name, in.Addr, f.HostPort, check)
 	}
 	cfg := fmt.Sprintf(`global
   stats socket %s mode 600 level admin
@@ -223,7 +253,7 @@ frontend web
 backend app
   balance roundrobin
   http-response set-header X-Instance %%s
-%s`, f.adminSock, filepath.Join(f.Dir, "haproxy.pid"), f.Port, servers.String())
+%s%s`, f.adminSock, filepath.Join(f.Dir, "haproxy.pid"), f.Port, checkOpts, servers.String())
 	path := filepath.Join(f.Dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return err
@@ -249,6 +279,28 @@ backend app
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("haproxy did not come up: %s", filepath.Join(f.Dir, "haproxy.log"))
+}
+
+// statusRegexp turns a target group matcher ("200-399", "200,302") into an anchored regexp of
+// the status codes (a range of whole hundreds as a character class).
+func statusRegexp(matcher string) string {
+	var alts []string
+	for _, part := range strings.Split(matcher, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if isRange {
+			b, _ = strconv.Atoi(hi)
+		}
+		if a%100 == 0 && b%100 == 99 {
+			alts = append(alts, fmt.Sprintf("[%d-%d][0-9][0-9]", a/100, b/100))
+			continue
+		}
+		for code := a; code <= b; code++ {
+			alts = append(alts, strconv.Itoa(code))
+		}
+	}
+	return "^(" + strings.Join(alts, "|") + ")$"
 }
 
 // Stop ends HAProxy and the dockerds (their containers stop with them) and removes the bridges.

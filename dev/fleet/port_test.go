@@ -23,3 +23,11 @@ func TestPortFreeNamesTheHolder(t *testing.T) {
 		t.Errorf("a free port: %v", err)
 	}
 }
+
+func TestStatusRegexp(t *testing.T) {
+	for in, want := range map[string]string{"200-399": "^([2-3][0-9][0-9])$", "200,302": "^(200|302)$", "200-202": "^(200|201|202)$"} {
+		if got := statusRegexp(in); got != want {
+			t.Errorf("statusRegexp(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -53,7 +53,7 @@ type Stack struct {
 	Recorder *awsrec.Recorder
 	// Endpoints: the AWS endpoint (moto, through the recorder) of each role.
 	BuildEndpoint, InstanceEndpoint string
-	// PullOnly is the pull-only registry user (HasPullLogin), "" otherwise.
+	// PullOnly is the pull-only registry user, "" when the set has none.
 	PullOnly string
 
 	moto string
@@ -104,7 +104,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		if users[pushUser], err = s.param(ctx, first.Params["RegistryPasswordParameter"], ""); err != nil {
 			return nil, err
 		}
-		if first.Conditions["HasPullLogin"] {
+		// a pull-only login when the set names one (the template's rule says whether a set
+		// may leave it out)
+		if first.Params["PullUsernameParameter"] != "" && first.Params["PullPasswordParameter"] != "" {
 			// the stand-in stack's pull-only login: created in moto when the set's names are new
 			if s.PullOnly, err = s.param(ctx, first.Params["PullUsernameParameter"], "ci-puller"); err != nil {
 				return nil, err
