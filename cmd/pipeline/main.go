@@ -28,6 +28,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/acme/webapp-pipeline/dev/awsrec"
+	"github.com/acme/webapp-pipeline/dev/cfn"
 	"github.com/acme/webapp-pipeline/dev/devenv"
 	"github.com/acme/webapp-pipeline/dev/fleet"
 	"github.com/acme/webapp-pipeline/dev/localstack"
@@ -217,6 +219,7 @@ func (c *CLI) checkIAM(stack *localstack.Stack, out io.Writer, sum *summary) {
 	rep := stack.Check()
 	fmt.Fprint(out, rep.Text())
 	sum.IAM = &iamSummary{Calls: len(rep.Calls), Denied: len(rep.Denied), Unused: len(rep.Unused), Text: rep.Text()}
+	sum.Calls, sum.Roles = rep.Calls, stack.Resolved.Roles
 }
 
 // summary is --summary's JSON.
@@ -228,6 +231,9 @@ type summary struct {
 	Prober string      `json:"prober,omitempty"`
 	IAM    *iamSummary `json:"iam,omitempty"`
 	Error  string      `json:"error,omitempty"`
+	// the recorded calls and the roles they were checked against (a test may re-check them)
+	Calls []awsrec.Call              `json:"calls,omitempty"`
+	Roles map[string][]cfn.Statement `json:"roles,omitempty"`
 }
 
 type iamSummary struct {
