@@ -16,6 +16,11 @@ import (
 const NotModeled = "conditions (a statement with one grants nothing here), NotAction/NotResource, " +
 	"resource policies (the signing key's policy defers to IAM), permission boundaries, SCPs, session policies"
 
+// Recorded are the services whose calls a local run records (moto's, and ECR's registry
+// protocol). Grants of other services (CloudWatch Logs, S3, CodeBuild reports, the connection:
+// calls CodeBuild and the agent make on AWS, no local stand-in) are listed apart, never as unused.
+var Recorded = map[string]bool{"ssm": true, "kms": true, "ecr": true, "sts": true}
+
 // exempt are calls IAM never denies (AWS: no permission is required for sts:GetCallerIdentity).
 var exempt = map[string]bool{"sts:GetCallerIdentity": true}
 
@@ -67,6 +72,8 @@ type Report struct {
 	// Unused are granted (action, resource) pairs no recorded call used: for review (a grant
 	// for a path this run did not take, e.g. a retry, is listed too).
 	Unused []Grant
+	// NotRecorded are grants of services no local call can reach (see Recorded).
+	NotRecorded []Grant
 	// Unreadable are statements the check cannot evaluate (Deny aside, NotAction/NotResource).
 	Unreadable []string
 }
@@ -101,8 +108,14 @@ func Check(calls []Call, roles map[string][]cfn.Statement) Report {
 			}
 			for _, a := range st.Actions {
 				for _, r := range st.Resources {
-					if st.Effect == "Allow" && !used[role+" "+a+" "+r] {
-						rep.Unused = append(rep.Unused, Grant{Role: role, Sid: st.Sid, Action: a, Resource: r})
+					service, _, _ := strings.Cut(a, ":")
+					g := Grant{Role: role, Sid: st.Sid, Action: a, Resource: r}
+					switch {
+					case st.Effect != "Allow" || used[role+" "+a+" "+r]:
+					case !Recorded[strings.ToLower(service)]:
+						rep.NotRecorded = append(rep.NotRecorded, g)
+					default:
+						rep.Unused = append(rep.Unused, g)
 					}
 				}
 			}
@@ -135,6 +148,13 @@ func (r Report) Text() string {
 	}
 	for _, g := range r.Unused {
 		fmt.Fprintf(&b, "  unused %-8s %-28s %s on %s\n", g.Role, g.Sid, g.Action, g.Resource)
+	}
+	if len(r.NotRecorded) > 0 {
+		var gs []string
+		for _, g := range r.NotRecorded {
+			gs = append(gs, g.Role+" "+g.Action)
+		}
+		fmt.Fprintf(&b, "  not recorded locally (CodeBuild's and the agent's own calls on AWS): %s\n", strings.Join(gs, ", "))
 	}
 	for _, u := range r.Unreadable {
 		fmt.Fprintf(&b, "  UNREADABLE %s\n", u)

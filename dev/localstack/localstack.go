@@ -56,7 +56,8 @@ type Stack struct {
 	// PullOnly is the pull-only registry user, "" when the set has none.
 	PullOnly string
 
-	moto string
+	users map[string]string // the registry's logins
+	moto  string
 }
 
 // Start resolves the set and starts its registry and recorder. Stop undoes it.
@@ -117,6 +118,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			readOnly[s.PullOnly] = true
 		}
 	}
+	s.users = users
 	ro := devenv.RegistryOptions{Dir: filepath.Join(o.Work, "registry-"+setName(o.Set)), Users: users, ReadOnly: readOnly}
 	if ecr {
 		ro.Wrap = s.Recorder.RecordRegistry
