@@ -13,6 +13,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -177,7 +178,11 @@ func (c *CLI) run(ctx context.Context, out, logw io.Writer) (err error) {
 	prober := devenv.StartProber(healthURL, 100*time.Millisecond, 1<<20)
 	var res codedeploy.Result
 	if stack != nil && stack.Resolved.HealthCheck != nil {
-		err = c.deployFleet(ctx, stack, env, zipPath, instance, out, logw)
+		var fl *fleet.Fleet
+		fl, err = c.deployFleet(ctx, stack, env, zipPath, instance, out, logw)
+		if fl != nil {
+			defer fl.Stop() // after the prober and the last health check
+		}
 	} else {
 		res, err = deploy(ctx, codedeploy.Options{
 			Bundle: zipPath, InstanceDir: filepath.Join(c.Work, "instance"),
@@ -203,7 +208,7 @@ func (c *CLI) run(ctx context.Context, out, logw io.Writer) (err error) {
 	}
 	sum.Deploy = "ok"
 	url := fmt.Sprintf("http://127.0.0.1:%d/", c.Port)
-	fmt.Fprintf(out, "Deploy  ok, deployment %s (%.1f s)\n", res.DeploymentID, time.Since(start).Seconds())
+	fmt.Fprintf(out, "Deploy  ok, deployment %s (%.1f s)\n", cmp.Or(res.DeploymentID, "to the fleet"), time.Since(start).Seconds())
 	fmt.Fprintf(out, "%s is serving %.12s at %s (%s: %s)\n", c.Application, commit, url, healthURL, health(ctx, healthURL))
 	if sum.IAM != nil && sum.IAM.Denied > 0 {
 		return fmt.Errorf("IAM check: %d calls the template does not grant their role (above): the stack would refuse them", sum.IAM.Denied)
@@ -289,10 +294,10 @@ func healthPathOf(zipPath string) string {
 // each) behind HAProxy at 127.0.0.1:--port, checked as the target group checks them (path,
 // matcher, thresholds; its 10 s interval a tenth here), in the deployment group's configuration
 // with traffic control (dev/fleet). extra is the instance settings on top of the fleet's own.
-func (c *CLI) deployFleet(ctx context.Context, stack *localstack.Stack, env devenv.Env, zipPath string, extra []string, out, logw io.Writer) error {
+func (c *CLI) deployFleet(ctx context.Context, stack *localstack.Stack, env devenv.Env, zipPath string, extra []string, out, logw io.Writer) (*fleet.Fleet, error) {
 	agent, err := codedeploy.FindAgent()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hc := stack.Resolved.HealthCheck
 	num := func(s string) int { n, _ := strconv.Atoi(s); return n }
@@ -301,7 +306,7 @@ func (c *CLI) deployFleet(ctx context.Context, stack *localstack.Stack, env deve
 	cfgName := strings.TrimPrefix(stack.Resolved.DeploymentConfig, "CodeDeployDefault.")
 	cfg, ok := fleet.Configs[cfgName]
 	if !ok {
-		return fmt.Errorf("deployment config %s: dev/fleet has no such configuration", stack.Resolved.DeploymentConfig)
+		return nil, fmt.Errorf("deployment config %s: dev/fleet has no such configuration", stack.Resolved.DeploymentConfig)
 	}
 	hostPort := num(stack.Resolved.DeployEnv["HOST_PORT"])
 	fmt.Fprintf(out, "Deploy  through HAProxy on 127.0.0.1:%d to %d instances (HOST_PORT %d, TrafficPort), %s, health check GET %s expecting %s, %d/%d in a row every %s\n",
@@ -309,9 +314,8 @@ func (c *CLI) deployFleet(ctx context.Context, stack *localstack.Stack, env deve
 	fl, err := fleet.StartWith(ctx, filepath.Join(c.Work, "fleet"), c.Instances, c.Port, env, agent, prefixed(logw, "deploy | "),
 		fleet.Options{HostPort: hostPort, Check: check})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer fl.Stop()
 	r := fl.Deploy(ctx, zipPath, cfg, func(*fleet.Instance) []string { return extra })
 	for _, in := range r.Instances {
 		fmt.Fprintf(out, "Deploy  %-18s %-9s %.1f s\n", in.Instance, in.Status, in.Took.Seconds())
@@ -319,7 +323,7 @@ func (c *CLI) deployFleet(ctx context.Context, stack *localstack.Stack, env deve
 	if r.Err == nil {
 		fmt.Fprintf(out, "Deploy  the fleet stops with this run: the load balancer set checks the deployment through HAProxy\n")
 	}
-	return r.Err
+	return fl, r.Err
 }
 
 type deployFunc func(context.Context, codedeploy.Options) (codedeploy.Result, error)
