@@ -2,7 +2,7 @@
 // would before it creates anything: parameters (defaults, overrides, AllowedValues and
 // AllowedPattern), Rules, Conditions, resources left out by their Condition, and the intrinsic
 // functions the template uses (Ref, Fn::GetAtt, Fn::Sub, Fn::If, Fn::Equals, Fn::Not, Fn::And,
-// Fn::Or, Fn::Select, Fn::Split, Fn::Join, AWS::NoValue). What only exists once a stack does
+// Fn::Or, Fn::Select, Fn::Split, Fn::Join, Fn::Base64, AWS::NoValue). What only exists once a stack does
 // (an ARN, a generated name) stays a placeholder: <Resource> for a Ref, <Resource.Attribute> for
 // Fn::GetAtt. A Ref or GetAtt to a resource its condition left out is an error, as it is for
 // CloudFormation.
@@ -15,6 +15,7 @@
 package cfn
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -29,6 +30,7 @@ import (
 var pseudo = map[string]string{
 	"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1", "AWS::Partition": "aws",
 	"AWS::StackName": "webapp", "AWS::URLSuffix": "amazonaws.com",
+	"AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/webapp/51af3dc0-da77-11e4-872e-1234567db123",
 }
 
 // noValue is what AWS::NoValue (and an Fn::If branch of it) evaluates to: the key or list item
@@ -456,6 +458,8 @@ func (e *evaluator) fn(name string, arg any) (any, error) {
 			out = append(out, p)
 		}
 		return out, nil
+	case "Fn::Base64":
+		return base64.StdEncoding.EncodeToString([]byte(fmt.Sprint(a))), nil
 	case "Fn::Join":
 		list, ok := l[1].([]any)
 		if len(l) != 2 || !ok {
