@@ -26,8 +26,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Pseudo parameters of the stand-in stack.
-var pseudo = map[string]string{
+// Pseudo are the pseudo parameters of the stand-in stack (a test may change one and restore it).
+var Pseudo = map[string]string{
 	"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1", "AWS::Partition": "aws",
 	"AWS::StackName": "webapp", "AWS::URLSuffix": "amazonaws.com",
 	"AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/webapp/51af3dc0-da77-11e4-872e-1234567db123",
@@ -347,7 +347,7 @@ func (e *evaluator) ref(name string) (any, error) {
 	if name == "AWS::NoValue" {
 		return noValue, nil
 	}
-	if v, ok := pseudo[name]; ok {
+	if v, ok := Pseudo[name]; ok {
 		return v, nil
 	}
 	if v, ok := e.params[name]; ok {

@@ -15,6 +15,9 @@ type (
 	Stack = cfn.Stack
 )
 
+// pseudo is dev/cfn's pseudo parameters (the same map).
+var pseudo = cfn.Pseudo
+
 // Load parses a template file (dev/cfn).
 func Load(path string) (*Template, error) { return cfn.Load(path) }
 
