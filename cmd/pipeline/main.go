@@ -174,6 +174,11 @@ func (c *CLI) run(ctx context.Context, out, logw io.Writer) (err error) {
 		instance = append(instance, stack.HookEnv()...)
 	}
 	hookEnv := append(env.HookEnv(c.Port, dockerConfig, "AWS_REGION="+env.Region, "HOST_IP=127.0.0.1"), instance...)
+	if stack == nil || stack.Resolved.HealthCheck == nil {
+		if err := c.portOurs(ctx, env, dockerConfig, imageEnvValue(zipPath, "CONTAINER_NAME")); err != nil {
+			return &stageError{"Deploy", err}
+		}
+	}
 	healthURL := fmt.Sprintf("http://127.0.0.1:%d%s", c.Port, healthPathOf(zipPath))
 	prober := devenv.StartProber(healthURL, 100*time.Millisecond, 1<<20)
 	var res codedeploy.Result
@@ -271,23 +276,50 @@ func proberSummary(r devenv.Report) string {
 
 // healthPathOf is the HEALTH_PATH of the bundle's image.env (see healthPath).
 func healthPathOf(zipPath string) string {
+	return pathIn([]byte("HEALTH_PATH=" + imageEnvValue(zipPath, "HEALTH_PATH")))
+}
+
+// imageEnvValue is one value of the bundle's image.env ("" when it has none).
+func imageEnvValue(zipPath, key string) string {
 	zr, err := zip.OpenReader(zipPath)
 	if err != nil {
-		return "/"
+		return ""
 	}
 	defer zr.Close()
 	for _, f := range zr.File {
-		if f.Name == "image.env" {
-			rc, err := f.Open()
-			if err != nil {
-				return "/"
+		if f.Name != "image.env" {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return ""
+		}
+		defer rc.Close()
+		b, _ := io.ReadAll(rc)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, key+"="); ok {
+				return strings.Trim(strings.TrimSpace(v), `"'`)
 			}
-			defer rc.Close()
-			b, _ := io.ReadAll(rc)
-			return pathIn(b)
 		}
 	}
-	return "/"
+	return ""
+}
+
+// portOurs: the instance's port is free, or held by the app's own container on the dev dockerd
+// (the hooks swap it); anything else would fail ApplicationStart with "address already in use"
+// deep in a hook's log, so it is named here.
+func (c *CLI) portOurs(ctx context.Context, env devenv.Env, dockerConfig, container string) error {
+	err := fleet.PortFree(fmt.Sprintf("127.0.0.1:%d", c.Port))
+	if err == nil {
+		return nil
+	}
+	names, _ := env.Docker(ctx, dockerConfig, nil, "ps", "--filter", fmt.Sprintf("publish=%d", c.Port), "--format", "{{.Names}}")
+	for _, n := range strings.Fields(names) {
+		if container != "" && (n == container || n == container+"-previous") {
+			return nil
+		}
+	}
+	return fmt.Errorf("the instance's port: %w (--port chooses another)", err)
 }
 
 // deployFleet deploys through the template's load balancer: --instances instances (a dockerd
