@@ -319,7 +319,7 @@ func (c *CLI) portOurs(ctx context.Context, env devenv.Env, dockerConfig, contai
 			return nil
 		}
 	}
-	return fmt.Errorf("the instance's port: %w (--port chooses another)", err)
+	return fmt.Errorf("the instance's port (--port): %w", err)
 }
 
 // deployFleet deploys through the template's load balancer: --instances instances (a dockerd
