@@ -69,6 +69,16 @@ type PublishFlags struct {
 	SigningFlags      `embed:""`
 	SourceRepository  string `help:"The repository the signed provenance names and the instances check, e.g. https://github.com/acme/shop (default: CODEBUILD_SOURCE_REPO_URL, else the checkout's origin remote, as https without credentials)." env:"BUILD_SOURCE_REPOSITORY" placeholder:"URL"`
 	Syft              string `help:"The SBOM generator, syft (default: syft in PATH)." env:"BUILD_SYFT,WEBAPP_DEV_SYFT" placeholder:"PATH"`
+	LBHealthCheckPath string `help:"The load balancer's health check path (the stack's HealthCheckPath, set by the CodeBuild project with a load balancer): the build fails at once unless it is the app's health-path." env:"BUILD_LB_HEALTH_CHECK_PATH" placeholder:"PATH"`
+}
+
+// checkLBHealthPath: a load balancer that checks another path than the app's health path never
+// finds a target healthy, and every deployment rolls back (issue 18): say so before building.
+func (f PublishFlags) checkLBHealthPath(app string) error {
+	if f.LBHealthCheckPath == "" || f.LBHealthCheckPath == app {
+		return nil
+	}
+	return fmt.Errorf("the load balancer checks %s (the stack's HealthCheckPath, BUILD_LB_HEALTH_CHECK_PATH) but the app's health-path is %s (pipeline.yml): update the stack with HealthCheckPath=%s", f.LBHealthCheckPath, app, app)
 }
 
 // LoginFlags say how the build logs in to the registry.
@@ -221,6 +231,9 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep
 	af AppFlags, rf RevisionFlags, pf PublishFlags, of OutFlags, check bool) error {
 	b, err := af.build(g, log, rep)
 	if err != nil {
+		return err
+	}
+	if err := pf.checkLBHealthPath(b.App.HealthPath); err != nil {
 		return err
 	}
 	if err := rf.resolve(ctx, af.Source); err != nil {
