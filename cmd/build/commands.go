@@ -30,7 +30,9 @@ type AppFlags struct {
 // build resolves the contract against the checkout: the one value that
 // flows from the flags into the build.
 func (f AppFlags) build(g *Globals, log *slog.Logger, rep *build.Report) (build.Build, error) {
-	app, err := f.app().Resolve(f.Source)
+	app := f.app()
+	app.Origin = g.Origins
+	app, err := app.Resolve(f.Source)
 	if err != nil {
 		return build.Build{}, err
 	}
@@ -294,7 +296,9 @@ type ReproduceCmd struct {
 
 // Run rebuilds the commit in a temporary worktree and prints its digest.
 func (c *ReproduceCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *build.Report) error {
-	b := build.Build{App: c.app(), Log: log, Report: rep, Verbose: g.Verbose}
+	app := c.app()
+	app.Origin = g.Origins
+	b := build.Build{App: app, Log: log, Report: rep, Verbose: g.Verbose}
 	repo, _, _ := strings.Cut(c.Expect, "@")
 	claims := build.Publish{Login: c.login(repo), RegistryUsernameParam: c.RegistryUsernameParam,
 		RegistryPasswordParam: c.RegistryPasswordParam, Region: c.Region, SigningKey: c.SigningKey}

@@ -84,7 +84,7 @@ packages() {
   for p in "$@"; do
     case $PKG in
       dnf) rpm -q "$p" >/dev/null 2>&1 || missing+=("$p") ;;
-      apt) dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+      apt) [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] ||
         missing+=("$p") ;;
     esac
   done
@@ -105,6 +105,10 @@ enable() {
   if has_systemd; then systemctl enable --now "$1"; else log "no systemd: $1 not started here"; fi
 }
 
+# apt_has PKG: the apt sources have it (no grep -q: it would close the pipe early, and pipefail
+# would count apt-cache's SIGPIPE).
+apt_has() { apt-cache policy "$1" 2>/dev/null | grep 'Candidate: [0-9]' >/dev/null; }
+
 # install_packages: Docker, Ruby (the CodeDeploy agent is Ruby) and the AWS CLI where the
 # distribution packages it (AL2023 ships it; Ubuntu 24.04 has none: install_aws_cli).
 install_packages() {
@@ -113,10 +117,10 @@ install_packages() {
     dnf) want=(docker ruby)
       command -v aws >/dev/null || want+=(awscli-2) ;;
     apt) want=(docker.io ruby)
-      if ! command -v aws >/dev/null; then
-        [ -n "$(ls /var/lib/apt/lists/*_Packages 2>/dev/null)" ] || apt-get update -qq
-        if apt-cache policy awscli 2>/dev/null | grep -q 'Candidate: [0-9]'; then want+=(awscli); fi
-      fi ;;
+      [ -n "$(ls /var/lib/apt/lists/*_Packages 2>/dev/null)" ] || apt-get update -qq
+      # Debian ships the docker CLI apart (docker-cli, a Recommends), Ubuntu inside docker.io.
+      if apt_has docker-cli; then want+=(docker-cli); fi
+      if ! command -v aws >/dev/null && apt_has awscli; then want+=(awscli); fi ;;
   esac
   packages "${want[@]}"
   enable docker
@@ -162,16 +166,15 @@ install_agent() {
 
 # write_deploy_env: the instance settings the hooks read; rewritten only when they changed.
 write_deploy_env() {
-  local tmp
-  mkdir -p /etc/webapp
-  tmp=$(mktemp /etc/webapp/.deploy.env.XXXXXX)
-  printf '%s\n' "${WEBAPP_DEPLOY_ENV:-}" | grep -v '^[[:space:]]*$' > "$tmp" || true
-  if cmp -s "$tmp" /etc/webapp/deploy.env; then
-    rm -f "$tmp"
+  local want
+  want=$(printf '%s\n' "${WEBAPP_DEPLOY_ENV:-}" | grep -v '^[[:space:]]*$' || true)
+  if [ -f /etc/webapp/deploy.env ] && [ "$(cat /etc/webapp/deploy.env)" = "$want" ]; then
     log "/etc/webapp/deploy.env already up to date"
     return 0
   fi
-  chmod 0644 "$tmp" && mv "$tmp" /etc/webapp/deploy.env
+  mkdir -p /etc/webapp
+  printf '%s\n' "$want" > /etc/webapp/.deploy.env.new
+  chmod 0644 /etc/webapp/.deploy.env.new && mv /etc/webapp/.deploy.env.new /etc/webapp/deploy.env
   log "wrote /etc/webapp/deploy.env ($(cut -d= -f1 /etc/webapp/deploy.env | paste -sd' ' -))"
 }
 
