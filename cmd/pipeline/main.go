@@ -6,8 +6,14 @@
 // lifecycle, against the dev environment's dockerd). It ends by printing
 // the URL where the new version answers.
 //
+// With --params SET it runs as a stack created from infra/template.yml with that parameter set
+// would (dev/localstack): the build project's environment, the roles, the stages and the load
+// balancer's health check resolved from the branch tip's template, a registry accepting the set's
+// logins only, every AWS call of the build and the hooks recorded and checked against the role's
+// grants (a call not granted fails the run).
+//
 //	sudo dev/env.sh up && source /run/webapp-dev/env
-//	go run ./cmd/pipeline --branch main
+//	go run ./cmd/pipeline --branch main --params ecr
 package main
 
 import (

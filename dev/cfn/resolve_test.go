@@ -52,3 +52,19 @@ func TestResolveParamSets(t *testing.T) {
 		t.Errorf("an unknown set: %v, want the names of the sets", err)
 	}
 }
+
+// --param wins over the set's file, which wins over stack.env; a name the template does not
+// have is refused by Resolve in one line.
+func TestReadSetExtraWins(t *testing.T) {
+	p, err := ReadSet("../params", "ecr", map[string]string{"EcrRepositoryName": "acme/other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p["EcrRepositoryName"] != "acme/other" || p["RepositoryName"] != "acme/webapp" {
+		t.Errorf("params %v", p)
+	}
+	p["NoSuchParameter"] = "x"
+	if _, err := Resolve("../../infra/template.yml", p, nil); err == nil || !strings.Contains(err.Error(), "no parameter NoSuchParameter") {
+		t.Errorf("an unknown parameter: %v", err)
+	}
+}

@@ -132,7 +132,7 @@ func StartWith(ctx context.Context, dir string, n, lbPort int, env devenv.Env, a
 	}
 	for _, a := range addrs {
 		if err := PortFree(a); err != nil {
-			return nil, fmt.Errorf("fleet: %w", err)
+			return nil, err
 		}
 	}
 	for _, in := range f.Instances {

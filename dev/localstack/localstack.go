@@ -135,14 +135,11 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		return nil, fmt.Errorf("the dev env's signing key (BUILD_SIGNING_KEY, dev/install-attest.sh): %w", err)
 	}
 	bind := map[string]string{
-		"<SigningKey.Arn>":                     key,
-		"<EcrRepository.RepositoryUri>":        s.Registry.Host + "/" + first.Params["EcrRepositoryName"],
-		"<EcrRepository.Arn>":                  s.Recorder.RepositoryARN(first.Params["EcrRepositoryName"]),
-		"<EcrRepository>":                      first.Params["EcrRepositoryName"],
-		"<ArtifactBucket.Arn>":                 "arn:aws:s3:::webapp-artifacts",
-		"<ArtifactBucket>":                     "webapp-artifacts",
-		"<TrafficTargetGroup.TargetGroupName>": "webapp-tg",
-	}
+		"<SigningKey.Arn>":              key,
+		"<EcrRepository.RepositoryUri>": s.Registry.Host + "/" + first.Params["EcrRepositoryName"],
+		"<EcrRepository.Arn>":           s.Recorder.RepositoryARN(first.Params["EcrRepositoryName"]),
+		"<EcrRepository>":               first.Params["EcrRepositoryName"],
+	} // the rest (the artifact bucket, log groups, ...) no local call reaches: left as placeholders
 	if s.Resolved, err = cfn.Resolve(o.Template, params, bind); err != nil {
 		return nil, err
 	}
