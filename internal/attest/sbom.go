@@ -22,6 +22,9 @@ type SBOM struct {
 	JSON []byte
 	// Packages counts the components by package URL type ("pypi", "deb", ...).
 	Packages map[string]int
+	// How it was made (SBOMCache.OfLayout's answer; "" when syft ran on
+	// the whole image without a cache).
+	How string
 }
 
 // Total is the number of components.

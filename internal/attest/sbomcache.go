@@ -97,6 +97,11 @@ type sbomEntry struct {
 // image: why not incremental)", "memo" (this image's SBOM from an earlier
 // build) or "incremental (...)".
 func (c SBOMCache) OfLayout(ctx context.Context, syft, dir string) (sb *SBOM, how string, err error) {
+	defer func() {
+		if sb != nil {
+			sb.How = how
+		}
+	}()
 	if c.Dir == "" {
 		sb, err := SBOMOfLayout(ctx, syft, dir)
 		return sb, "syft", err
