@@ -149,7 +149,7 @@ func FindSyft(p string) (string, error) {
 }
 
 // SyftVersion is the syft the project pins (dev/versions.env SYFT_VERSION).
-const SyftVersion = "v1.57.1"
+const SyftVersion = "v1.54.1"
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
