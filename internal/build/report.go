@@ -291,9 +291,12 @@ func (r *Report) printSummary() {
 			fmt.Fprintf(&b, "runs as  %s\n", strings.TrimPrefix(user, "user "))
 		}
 		if im.SBOM != nil {
-			how := "syft"
+			how := "syft" // how it was made: "syft (whole image: why)", "syft, incremental (...)", "syft, memo"
 			if im.SBOMHow != "" {
-				how = "syft, " + im.SBOMHow
+				how = im.SBOMHow
+				if !strings.HasPrefix(how, "syft") {
+					how = "syft, " + how
+				}
 			}
 			fmt.Fprintf(&b, "sbom     %s (CycloneDX, %s)\n", packageCounts(im.SBOM), how)
 			if im.Signed != "" {
