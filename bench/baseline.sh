@@ -25,6 +25,7 @@ need_cmd() { command -v "$1" >/dev/null 2>&1 || die "need $1"; }
 main() {
   [ $# -eq 2 ] || die "usage: $0 REPO_ROOT IMAGE_TAG"
   local root=$1 tag=$2 here cache
+  exec 3>&1 1>&2  # the tools' output goes to stderr: stdout is the pushed image only
   need_cmd python3; need_cmd docker
   if [ "${BASELINE_EQUAL:-0}" = 1 ]; then
     need_cmd curl
@@ -58,7 +59,7 @@ main() {
   ref=$(docker image inspect -f '{{index .RepoDigests 0}}' "$tag")
   [ "${BASELINE_EQUAL:-0}" != 1 ] || attest "$ref" "$ctx"
   say "pushed $ref"
-  echo "$ref"
+  echo "$ref" >&3
 }
 
 # smoke TAG: run the image, GET /healthz until it answers 2xx (30 s at most), remove it.
