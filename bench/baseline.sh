@@ -79,7 +79,9 @@ smoke() {
 # attest REF DIR: syft's SBOM of the pushed image, then cosign signs it and attaches the SBOM.
 attest() {
   local ref=$1 dir=$2
-  SYFT_CHECK_FOR_APP_UPDATE=false "$WEBAPP_DEV_SYFT" scan "registry:$ref" --quiet -o "cyclonedx-json=$dir/sbom.cdx.json"
+  # syft's settings as the build runs it (internal/attest): packages only, no per-file listing
+  SYFT_CHECK_FOR_APP_UPDATE=false SYFT_FILE_METADATA_SELECTION=none SYFT_FILE_METADATA_DIGESTS='' \
+    "$WEBAPP_DEV_SYFT" scan "registry:$ref" --quiet -o "cyclonedx-json=$dir/sbom.cdx.json"
   local cosign=("$WEBAPP_DEV_COSIGN" --allow-http-registry --allow-insecure-registry)
   "${cosign[@]}" sign --yes --tlog-upload=false --key "$BUILD_SIGNING_KEY" "$ref" > "$dir/cosign.log" 2>&1 \
     || { cat "$dir/cosign.log" >&2; die "cosign sign $ref failed"; }
