@@ -68,9 +68,12 @@ func rootfs(t *testing.T, transcript io.Writer) string {
 	if cache == "" {
 		cache = "/var/cache/webapp-dev"
 	}
-	tars, _ := filepath.Glob(filepath.Join(cache, fmt.Sprintf("rootfs-%s-python-r%s-*.tar", v["DEBIAN_SUITE"], v["ROOTFS_REV"])))
-	if len(tars) == 0 {
-		t.Fatalf("no rootfs-%s-python-r%s-*.tar in %s: dev/env.sh up builds it", v["DEBIAN_SUITE"], v["ROOTFS_REV"], cache)
+	// the suite of the first python image the dev environment stands in for ("3.13-slim=trixie ...")
+	first, _, _ := strings.Cut(strings.Trim(v["PYTHON_IMAGES"], `"`), " ")
+	_, suite, _ := strings.Cut(first, "=")
+	tars, _ := filepath.Glob(filepath.Join(cache, fmt.Sprintf("rootfs-%s-python-r%s-*.tar", suite, v["ROOTFS_REV"])))
+	if suite == "" || len(tars) == 0 {
+		t.Fatalf("no rootfs-%s-python-r%s-*.tar in %s (dev/versions.env PYTHON_IMAGES): dev/env.sh up builds it", suite, v["ROOTFS_REV"], cache)
 	}
 	root, err := os.MkdirTemp("/var/tmp", "i18-rootfs-")
 	if err != nil {
