@@ -35,6 +35,9 @@ log() { printf 'webapp-bootstrap: %s\n' "$*" >&2; }
 die() { printf 'webapp-bootstrap: error: %s\n' "$*" >&2; exit 1; }
 fetch() { curl -fsSL --retry 3 --output "$2" "$1" || die "cannot download $1"; }
 has_systemd() { [ -d /run/systemd/system ]; }
+# apt_get ARGS: apt-get that waits for the package lock: on Ubuntu's first boot apt-daily and
+# unattended-upgrades run beside cloud-init, and a plain apt-get fails at once on their lock.
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 
 # imds PATH: one IMDSv2 read (a token per call: the script runs once, rarely).
 imds() {
@@ -96,7 +99,7 @@ packages() {
   case $PKG in
     dnf) dnf install -y -q "${missing[@]}" ;;
     apt) export DEBIAN_FRONTEND=noninteractive
-      apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ;;
+      apt_get update -qq && apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ;;
   esac
 }
 
@@ -117,7 +120,7 @@ install_packages() {
     dnf) want=(docker ruby)
       command -v aws >/dev/null || want+=(awscli-2) ;;
     apt) want=(docker.io ruby)
-      [ -n "$(ls /var/lib/apt/lists/*_Packages 2>/dev/null)" ] || apt-get update -qq
+      [ -n "$(ls /var/lib/apt/lists/*_Packages 2>/dev/null)" ] || apt_get update -qq
       # Debian ships the docker CLI apart (docker-cli, a Recommends), Ubuntu inside docker.io.
       if apt_has docker-cli; then want+=(docker-cli); fi
       if ! command -v aws >/dev/null && apt_has awscli; then want+=(awscli); fi ;;
