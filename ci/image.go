@@ -25,14 +25,27 @@ type ImageOpts struct {
 	App      contract.App
 	Revision string // git commit (or "dev")
 	Version  string // APP_VERSION; the revision when empty
-	// SourceDateEpoch is the commit time (unix seconds): every file mtime, the
-	// config's created time and org.opencontainers.image.created come from it,
-	// so the same commit gives the same image digest (0: undated, still
-	// reproducible). Nothing else about where or when it was built goes in.
+	// SourceDateEpoch is the commit time (unix seconds): the app layer's
+	// mtimes, the config's created time and org.opencontainers.image.created
+	// come from it, so the same commit gives the same image digest (0:
+	// undated, still reproducible). Nothing else about where or when it was
+	// built goes in.
 	SourceDateEpoch int64
+	// DepsEpoch dates the venv layer: the time of the last commit that
+	// changed the dependency files (0: SourceDateEpoch). A commit that
+	// changes only code then leaves that layer's bytes, and its digest, as
+	// they were: pushed once, pulled once, scanned once.
+	DepsEpoch int64
 }
 
 func (o ImageOpts) epoch() int64 { return o.SourceDateEpoch }
+
+func (o ImageOpts) depsEpoch() int64 {
+	if o.DepsEpoch != 0 {
+		return o.DepsEpoch
+	}
+	return o.SourceDateEpoch
+}
 
 func (o ImageOpts) version() string {
 	if o.Version != "" {
@@ -110,11 +123,19 @@ func RuntimeVenv(c *dagger.Client, app contract.App, src *dagger.Directory) *dag
 
 // layer is dir as one deterministic gzip layer under prefix: a directory with
 // layer.tar.gz and layer.json (digest, size, diff_id). Owners and modes are
-// kept as they are in dir; mtimes become epoch.
+// kept as they are in dir; mtimes become epoch, or stay as they are in dir
+// with keepTimes (the base image's own).
 func layer(c *dagger.Client, baseImage string, dir *dagger.Directory, prefix string, epoch int64) *dagger.Directory {
+	return layerTimed(c, baseImage, dir, prefix, strconv.FormatInt(epoch, 10))
+}
+
+// keepTimes is oci.py's EPOCH for "keep every file's own mtime".
+const keepTimes = "keep"
+
+func layerTimed(c *dagger.Client, baseImage string, dir *dagger.Directory, prefix, epoch string) *dagger.Directory {
 	return toolbox(c, baseImage).
 		WithMountedDirectory("/in", dir).
-		WithExec([]string{"python3", "/ci/oci.py", "layer", "/in", prefix, strconv.FormatInt(epoch, 10), "/out"}).
+		WithExec([]string{"python3", "/ci/oci.py", "layer", "/in", prefix, epoch, "/out"}).
 		Directory("/out")
 }
 
@@ -141,9 +162,13 @@ type layerSpec struct {
 // non-root user in /app, the python path on PYTHONPATH, the contract's port
 // exposed.
 //
-// Reproducible: every mtime and the created times are o.SourceDateEpoch,
-// entries are sorted, owners numeric, JSON canonical; the same commit on the
-// same base image gives the same digest on any engine, warm or empty.
+// Reproducible: entries are sorted, owners numeric, JSON canonical, and
+// every layer's mtimes come from its own inputs: the base layer keeps the
+// base image's file times (slim.py restores those of the directories it
+// touches), the venv layer's are o.DepsEpoch, the app layer's and the
+// created times o.SourceDateEpoch. The same commit on the same base image
+// gives the same digest on any engine, warm or empty, and a code-only commit
+// changes only the app layer (the config and manifest aside).
 // (Dagger v0.18's own Publish/AsTarball stamp the engine's cache-record times
 // into the config's history, so they cannot give that.)
 func ImageLayout(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.Directory {
@@ -198,8 +223,8 @@ func nativeImage(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.C
 	specJSON, _ := json.Marshal(spec) // maps marshal with sorted keys
 	base := app.BaseImage
 	return toolbox(c, base).
-		WithMountedDirectory("/layers/0", layer(c, base, RuntimeBase(c, base), "", epoch)).
-		WithMountedDirectory("/layers/1", layer(c, base, RuntimeVenv(c, app, src).WithTimestamps(int(epoch)), VenvDir, epoch)).
+		WithMountedDirectory("/layers/0", layerTimed(c, base, RuntimeBase(c, base), "", keepTimes)).
+		WithMountedDirectory("/layers/1", layer(c, base, RuntimeVenv(c, app, src).WithTimestamps(int(o.depsEpoch())), VenvDir, o.depsEpoch())).
 		WithMountedDirectory("/layers/app", code).
 		WithNewFile("/spec/image.json", string(specJSON)).
 		WithExec([]string{"python3", "/ci/oci.py", "image", "/spec/image.json", "/out", nativeTar})

@@ -1,14 +1,15 @@
 """Deterministic OCI image pieces, made inside the engine with the base image's python3.
 
   oci.py layer SRC PREFIX EPOCH OUT   SRC's tree as one gzip layer under PREFIX ("" = /):
-                                      OUT/layer.tar.gz and OUT/layer.json {digest, size, diff_id}
+                                      OUT/layer.tar.gz and OUT/layer.json {digest, size, diff_id};
+                                      EPOCH "keep": every file keeps its own mtime (whole seconds)
   oci.py image SPEC OUT [TAR]         OCI image layout in OUT from SPEC (JSON: layers as dirs
                                       written by `layer`, or as src + prefix to write here;
                                       config, epoch, history descriptions); OUT/digest; with
                                       TAR, the layout as one tar too (what `tarball` writes)
   oci.py tarball LAYOUT OUT           LAYOUT as one tar (for Container.Import / docker load)
 
-Same inputs, same bytes: entries sorted, every mtime = EPOCH (the commit time), owners numeric,
+Same inputs, same bytes: entries sorted, every mtime = EPOCH (or the file's own), owners numeric,
 no user/group names, gzip header without name or time, JSON with sorted keys.
 """
 import gzip
@@ -64,7 +65,8 @@ def entries(src):
 
 
 def layer(src, prefix, epoch, out):
-    epoch = int(epoch)
+    keep = epoch == "keep"
+    epoch = 0 if keep else int(epoch)
     prefix = prefix.strip("/")
     os.makedirs(out, exist_ok=True)
     blob = os.path.join(out, "layer.tar.gz")
@@ -74,7 +76,8 @@ def layer(src, prefix, epoch, out):
             diff = HashWriter(gz)
             with tarfile.open(fileobj=diff, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 def norm(ti):
-                    ti.mtime = epoch
+                    # whole seconds either way: a float mtime would add a pax header
+                    ti.mtime = int(ti.mtime) if keep else epoch
                     ti.uname = ti.gname = ""
                     ti.pax_headers = {}
                     return ti

@@ -8,6 +8,9 @@ perl, shells other than dash, most coreutils...), documentation, locales and the
 and GUI modules. Only regular files and symlinks are removed (directories stay: they are shared
 between packages). Runs with the image's own python3, which is kept. The list of what goes is
 the contract of the runtime image; tests pull the result and run gunicorn in it.
+
+Every directory that stays, and dpkg's status file, gets the base image's mtime back: the layer
+keeps the base's file times, so its bytes depend on the base image only, never on the commit.
 """
 import os
 import shutil
@@ -95,11 +98,32 @@ def kept_status():
     return "\n\n".join(keep) + "\n"
 
 
+def dir_times():
+    """The (atime, mtime) in ns of every directory, and of dpkg's status file, before any change."""
+    times = {}
+    for root, dirs, _ in os.walk("/", topdown=True):
+        dirs[:] = [d for d in dirs if not (root == "/" and d in ("proc", "sys", "dev"))]
+        st = os.lstat(root)
+        times[root] = (st.st_atime_ns, st.st_mtime_ns)
+    if os.path.exists("/var/lib/dpkg/status"):
+        st = os.lstat("/var/lib/dpkg/status")
+        times["/var/lib/dpkg/status"] = (st.st_atime_ns, st.st_mtime_ns)
+    return times
+
+
+def restore_times(times):
+    """Removing an entry touches its directory: what is left gets the base image's times back."""
+    for path, ns in times.items():
+        if os.path.lexists(path) and not os.path.islink(path):
+            os.utime(path, ns=ns, follow_symlinks=False)
+
+
 def main(argv):
     # Work on the root filesystem mounted at argv[1] (chroot into it: absolute symlinks and
     # dpkg's lists then mean what they say), not on the running container's own files.
     os.chroot(argv[1])
     os.chdir("/")
+    times = dir_times()
     doomed = []
     for pkg in DROP_PACKAGES:
         for path in lists(pkg):
@@ -143,6 +167,7 @@ def main(argv):
             p = os.path.join(root, name)
             if os.path.islink(p) and not os.path.exists(p):
                 os.unlink(p)
+    restore_times(times)
     return 0
 
 

@@ -83,7 +83,7 @@ packages() {
   local missing=() p
   for p in "$@"; do
     case $PKG in
-      dnf) rpm -q "$p" >/dev/null 2>&1 || missing+=("$p") ;;
+      dnf) rpm -q --whatprovides "$p" >/dev/null 2>&1 || missing+=("$p") ;; # AL2023's ruby is ruby3.2
       apt) [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] ||
         missing+=("$p") ;;
     esac

@@ -22,6 +22,9 @@ type SBOM struct {
 	JSON []byte
 	// Packages counts the components by package URL type ("pypi", "deb", ...).
 	Packages map[string]int
+	// How it was made (SBOMCache.OfLayout's answer; "" when syft ran on
+	// the whole image without a cache).
+	How string
 }
 
 // Total is the number of components.
@@ -146,7 +149,7 @@ func FindSyft(p string) (string, error) {
 }
 
 // SyftVersion is the syft the project pins (dev/versions.env SYFT_VERSION).
-const SyftVersion = "v1.57.1"
+const SyftVersion = "v1.54.1"
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")

@@ -97,6 +97,11 @@ type sbomEntry struct {
 // image: why not incremental)", "memo" (this image's SBOM from an earlier
 // build) or "incremental (...)".
 func (c SBOMCache) OfLayout(ctx context.Context, syft, dir string) (sb *SBOM, how string, err error) {
+	defer func() {
+		if sb != nil {
+			sb.How = how
+		}
+	}()
 	if c.Dir == "" {
 		sb, err := SBOMOfLayout(ctx, syft, dir)
 		return sb, "syft", err
@@ -532,7 +537,7 @@ func componentCount(doc []byte) int {
 
 // rewriteImageFields is doc (syft's CycloneDX JSON of another image with
 // the same packages) with what syft writes about the image itself set for
-// img: as syft 1.57.1 writes them for `oci-dir:` (metadata.component: name
+// img: as syft (SyftVersion) writes them for `oci-dir:` (metadata.component: name
 // = the path scanned, version = the manifest digest, bom-ref = the FNV-1 64
 // hash of the config digest, syft's image ID, as its artifact.IDByHash;
 // metadata.properties `syft:image:labels:<key>` sorted by key), a new

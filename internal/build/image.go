@@ -23,7 +23,8 @@ import (
 // layout (to inspect and push). A Dockerfile image without a contract port
 // takes the port it EXPOSEs.
 func (p *pipeline) image(ctx context.Context, revision string) error {
-	opts := ci.ImageOpts{App: p.app, Revision: revision, SourceDateEpoch: sourceDateEpoch(ctx, p.b.Source)}
+	opts := ci.ImageOpts{App: p.app, Revision: revision, SourceDateEpoch: sourceDateEpoch(ctx, p.b.Source),
+		DepsEpoch: depsEpoch(ctx, p.b.Source, p.app)}
 	p.port = p.app.Port
 	var what string
 	switch p.app.Build {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/acme/webapp-pipeline/ci"
 	"github.com/acme/webapp-pipeline/internal/attest"
+	"github.com/acme/webapp-pipeline/internal/contract"
 	"github.com/acme/webapp-pipeline/internal/ecrauth"
 	"github.com/acme/webapp-pipeline/internal/gitx"
 	"github.com/acme/webapp-pipeline/internal/ocipush"
@@ -44,7 +45,8 @@ type buildInfo struct {
 	// What ships with the image (docs/supply-chain.md).
 	SigningKey       string         `json:"signing_key,omitempty"` // "" = unsigned
 	SourceRepository string         `json:"source_repository,omitempty"`
-	SBOM             map[string]int `json:"sbom_packages"` // components by package URL type
+	SBOM             map[string]int `json:"sbom_packages"`          // components by package URL type
+	SBOMHow          string         `json:"sbom_made_by,omitempty"` // syft on the whole image, memo, incremental (attest.SBOMCache)
 }
 
 // Registry logins.
@@ -236,7 +238,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 		}
 		facts.Ref, facts.Digest = ref, digest
 		facts.Build, facts.Reproducible, facts.Smoke = p.app.Build, p.app.Reproducible(), img.smoke
-		facts.SBOM = img.sbom.Packages
+		facts.SBOM, facts.SBOMHow = img.sbom.Packages, img.sbom.How
 		rep.image = facts
 		var signingKey, sourceRepo string
 		if sign != nil {
@@ -280,6 +282,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 			Port: p.port, HealthPath: p.app.HealthPath, Smoke: img.smoke.Answer, User: img.smoke.User,
 			Created: created(ctx, b.Source), Inputs: key, Outputs: outputs, Steps: p.steps,
 			SigningKey: signingKey, SourceRepository: pf.SourceRepository, SBOM: img.sbom.Packages,
+			SBOMHow: img.sbom.How,
 		}, "", "  ")
 		return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)
 	})
@@ -381,6 +384,19 @@ func sourceDateEpoch(ctx context.Context, source string) int64 {
 		return t.Unix()
 	}
 	return 0
+}
+
+// depsEpoch dates the venv layer: the time of the last commit that changed
+// the app's dependency files (pipeline.yml's deps decide which), so a
+// code-only commit leaves that layer's bytes as they were; never later than
+// the build's own time (sourceDateEpoch, also the answer outside a checkout).
+func depsEpoch(ctx context.Context, source string, app contract.App) int64 {
+	epoch := sourceDateEpoch(ctx, source)
+	t, ok := gitx.LastChange(ctx, filepath.Join(source, app.Dir), app.DepFiles()...)
+	if ok && (epoch == 0 || t.Unix() < epoch) {
+		return t.Unix()
+	}
+	return epoch
 }
 
 // created is the commit time of HEAD (so rebuilding a commit gives the same

@@ -59,8 +59,9 @@ type imageFacts struct {
 	Reproducible bool        // the same commit gives the same digest
 	Smoke        *smokeFacts // what the smoke test saw
 
-	SBOM   map[string]int // the SBOM's components by package URL type
-	Signed string         // the key the instances verify it with; "" = unsigned
+	SBOM    map[string]int // the SBOM's components by package URL type
+	SBOMHow string         // how it was made: syft on the whole image, memo, incremental
+	Signed  string         // the key the instances verify it with; "" = unsigned
 }
 
 // invocation is how this run was started: what the re-run commands need.
@@ -290,7 +291,14 @@ func (r *Report) printSummary() {
 			fmt.Fprintf(&b, "runs as  %s\n", strings.TrimPrefix(user, "user "))
 		}
 		if im.SBOM != nil {
-			fmt.Fprintf(&b, "sbom     %s (CycloneDX, syft)\n", packageCounts(im.SBOM))
+			how := "syft" // how it was made: "syft (whole image: why)", "syft, incremental (...)", "syft, memo"
+			if im.SBOMHow != "" {
+				how = im.SBOMHow
+				if !strings.HasPrefix(how, "syft") {
+					how = "syft, " + how
+				}
+			}
+			fmt.Fprintf(&b, "sbom     %s (CycloneDX, %s)\n", packageCounts(im.SBOM), how)
 			if im.Signed != "" {
 				fmt.Fprintf(&b, "signed   %s (signature, SLSA provenance and SBOM attached)\n", im.Signed)
 			} else {

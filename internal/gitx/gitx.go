@@ -60,3 +60,25 @@ func Show(ctx context.Context, dir, rev, path string) (content []byte, ok bool) 
 	}
 	return out, true
 }
+
+// LastChange is the committer time of the last commit up to HEAD that
+// changed a file matching one of patterns (git pathspecs, relative to dir:
+// "requirements*.txt" matches in dir only); ok is false when dir is not a
+// checkout or no commit touched them (the files are not committed).
+func LastChange(ctx context.Context, dir string, patterns ...string) (t time.Time, ok bool) {
+	args := []string{"log", "-1", "--format=%ct", "HEAD", "--"}
+	for _, p := range patterns {
+		// glob magic: "*" does not cross "/" (a requirements.txt in a
+		// subdirectory is not the app's)
+		args = append(args, ":(glob)"+p)
+	}
+	out, err := Out(ctx, dir, args...)
+	if err != nil || out == "" {
+		return time.Time{}, false
+	}
+	sec, err := strconv.ParseInt(out, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0).UTC(), true
+}

@@ -38,6 +38,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/webapp-pipeline/internal/contract"
 	"github.com/acme/webapp-pipeline/internal/devtest"
 )
 
@@ -68,9 +69,15 @@ func rootfs(t *testing.T, transcript io.Writer) string {
 	if cache == "" {
 		cache = "/var/cache/webapp-dev"
 	}
-	tars, _ := filepath.Glob(filepath.Join(cache, fmt.Sprintf("rootfs-%s-python-r%s-*.tar", v["DEBIAN_SUITE"], v["ROOTFS_REV"])))
+	// the Debian suite behind the default base image's tag (PYTHON_IMAGES="3.13-slim=trixie ...")
+	tag := contract.DefaultBaseImage[strings.LastIndex(contract.DefaultBaseImage, ":")+1:]
+	suite := devtest.PythonTags(t)[tag]
+	if suite == "" {
+		t.Fatalf("dev/versions.env PYTHON_IMAGES has no %s (the default base image's tag)", tag)
+	}
+	tars, _ := filepath.Glob(filepath.Join(cache, fmt.Sprintf("rootfs-%s-python-r%s-*.tar", suite, v["ROOTFS_REV"])))
 	if len(tars) == 0 {
-		t.Fatalf("no rootfs-%s-python-r%s-*.tar in %s: dev/env.sh up builds it", v["DEBIAN_SUITE"], v["ROOTFS_REV"], cache)
+		t.Fatalf("no rootfs-%s-python-r%s-*.tar in %s: dev/env.sh up builds it", suite, v["ROOTFS_REV"], cache)
 	}
 	root, err := os.MkdirTemp("/var/tmp", "i18-rootfs-")
 	if err != nil {
