@@ -72,10 +72,11 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Stack{Set: o.Set, Params: params, moto: o.Env.SSMEndpoint}
+	stack := &Stack{Set: o.Set, Params: params, moto: o.Env.SSMEndpoint}
+	s = stack
 	defer func() {
 		if err != nil {
-			s.Stop()
+			stack.Stop() // what started before the error (s is nil then)
 		}
 	}()
 	if s.Recorder, err = awsrec.New(s.moto, Account, o.Env.Region); err != nil {
