@@ -8,8 +8,8 @@ build: ## run the build CodeBuild runs (lint, test, image, publish, deploy bundl
 test: ## run every test: linters, go vet, unit and integration tests against the real services
 	bash dev/with-env.sh bash dev/test.sh
 
-pipeline: ## the whole pipeline locally: branch tip -> buildspec.yml -> appspec.yml -> URL (BRANCH=main)
-	bash dev/with-env.sh go run ./cmd/pipeline --repo . --branch $(or $(BRANCH),main)
+pipeline: ## the whole pipeline locally: branch tip -> buildspec.yml -> appspec.yml -> URL (BRANCH=main; PARAMS=ssm-pull|ecr|approval|lb, the template parameter set of dev/params the run stands for)
+	bash dev/with-env.sh go run ./cmd/pipeline --repo . --branch $(or $(BRANCH),main) --params $(or $(PARAMS),ssm-pull)
 
 fleet: ## N instances (a dockerd each) behind HAProxy, deployed by the real agent; prints a prober's figures (N=3)
 	bash dev/with-env.sh go run ./cmd/fleet -n $(or $(N),3)

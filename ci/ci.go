@@ -133,10 +133,14 @@ func installDeps(c *dagger.Client, ctr *dagger.Container, app contract.App, dev 
 	if dev {
 		files = append(append([]string{}, files...), app.DevRequirements...)
 	}
+	// One pip per file, in order, as developers run them: one file with
+	// hashes (pip-compile --generate-hashes, poetry export) puts a single
+	// pip in --require-hashes mode for every file it reads, and an unhashed
+	// requirements-dev.txt then fails with "Hashes are required".
 	for _, r := range files {
-		args = append(args, "-r", r)
+		ctr = withPip(c, ctr, app.BaseImage, append(append([]string{}, args...), "-r", r)...)
 	}
-	return withPip(c, ctr, app.BaseImage, args...)
+	return ctr
 }
 
 // Deps is the lint/test container: base image, venv with the app's runtime

@@ -5,11 +5,16 @@
 #   dev/env.sh down     stop what `up` started and remove what it created (caches stay)
 #   dev/env.sh status   what is running
 #   dev/env.sh env      print the env file (for: eval "$(dev/env.sh env)")
+#   dev/env.sh stage NAME  build the base images as they are in this tree and publish them on the
+#                       running mirror under stage/NAME/ only (127.0.0.1:5000/stage/NAME/library/
+#                       python:TAG): to try a base image change while others use the mirror
 #
 # What runs (all on 127.0.0.1):
 #   - a Dagger engine $DAGGER_VERSION built from the Go module and run natively (no Docker needed)
 #   - registry :5000  the engine's mirror of docker.io and public.ecr.aws, holding python:3.13-slim
-#                     (also as public.ecr.aws/docker/library/python:3.13-slim) built from Debian
+#                     and python:3.11-slim (also as public.ecr.aws/docker/library/python:TAG):
+#                     stand-ins for the official images built from Debian ($PYTHON_IMAGES)
+#                     and docker/dockerfile:1 (BuildKit's Dockerfile frontend, for `# syntax=` lines)
 #   - registry :5001  the push target, htpasswd auth (stands for ECR / a private registry)
 #   - moto_server :4566  the SSM endpoint, seeded with the push registry's username and password;
 #                        and ECR's (GetAuthorizationToken: internal/ecrauth's tests)
@@ -33,7 +38,9 @@ HOST_CAS=(/usr/local/share/ca-certificates/*.crt) # this machine's extra CAs (a 
 # crane's version is go-containerregistry's in go.mod (crane is a `tool` of this module)
 CRANE_VERSION=$(sed -n 's#^\tgithub.com/google/go-containerregistry \(v[^ ]*\).*#\1#p' "$ROOT/go.mod")
 CRANE=$CACHE/bin/crane-$CRANE_VERSION
-ROOTFS_TAR=$CACHE/rootfs-$DEBIAN_SUITE-python-r$ROOTFS_REV-ca$(cat "${HOST_CAS[@]}" 2>/dev/null | sha256sum | cut -c1-8).tar
+FRONTEND=$CACHE/bin/dockerfile-frontend-$BUILDKIT_VERSION
+CA_KEY=ca$(cat "${HOST_CAS[@]}" 2>/dev/null | sha256sum | cut -c1-8)
+rootfs_tar() { echo "$CACHE/rootfs-$1-python-r$ROOTFS_REV-$CA_KEY.tar"; } # rootfs_tar SUITE
 MIRROR_PORT=5000
 REGISTRY_PORT=5001
 MOTO_PORT=4566
@@ -140,19 +147,26 @@ install_checkov() { # the template linter: tests only
   ln -sf "$checkov/bin/checkov" "$TOOLS/bin/checkov"
 }
 
-# python:3.13-slim stand-in: Debian trixie (Python 3.13) minbase with python3, venv and pip.
-build_rootfs() {
-  [ -s "$ROOTFS_TAR" ] && return 0
-  local dir mirror
+# A stand-in for the official python:TAG image (docker-library/python's Dockerfile: CPython built
+# into /usr/local on debian:SUITE-slim) from Debian's own python3 of that suite: what Dockerfiles
+# rely on is where they expect it. python, python3, pip and pip3 in /usr/local/bin, first on PATH;
+# global `pip install` allowed (no PEP 668 EXTERNALLY-MANAGED marker: the official image has none;
+# Debian's pip then installs into /usr/local/lib/pythonX.Y/dist-packages); ca-certificates, netbase
+# and tzdata, as the official slim image installs; apt-get works in a RUN step. The ENV, CMD and
+# user are set when it is published (publish_base_images). docs/base-images.md: where it differs.
+build_rootfs() { # build_rootfs SUITE
+  local suite=$1 tar dir mirror
+  tar=$(rootfs_tar "$suite")
+  [ -s "$tar" ] && [ -s "$tar.env" ] && return 0
   mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
   mirror=${mirror:-http://deb.debian.org/debian}
   dir=$(mktemp -d "$CACHE/.rootfs.XXXXXX")
   # mmdebstrap, not debootstrap: the same 102 packages (compared with dpkg-query) in half the
   # time and CPU (19 s / 20 CPU s against 39 s / 40 CPU s here): apt fetches in parallel and
   # unpacks once. On a fresh machine it runs beside the compiles, where every CPU second counts.
-  log "mmdebstrap $DEBIAN_SUITE from $mirror (once; ~20 s)"
-  mmdebstrap --variant=minbase --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
-    "$DEBIAN_SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 || die "mmdebstrap failed: see $dir.log"
+  log "mmdebstrap $suite from $mirror (once; ~20 s)"
+  mmdebstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates,netbase,tzdata \
+    "$suite" "$dir" "$mirror" >"$dir.log" 2>&1 || die "mmdebstrap $suite failed: see $dir.log"
   # This machine may reach PyPI through a TLS-intercepting proxy whose CA is in
   # /usr/local/share/ca-certificates: the stand-in base image trusts it, as a company's golden
   # base image would, so pip works in every container with no per-exec CA injection.
@@ -160,14 +174,39 @@ build_rootfs() {
     cp "${HOST_CAS[@]}" "$dir/usr/local/share/ca-certificates/"
     chroot "$dir" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates in the rootfs failed"
   fi
+  local py ver
+  py=$(readlink "$dir/usr/bin/python3") # python3.13
+  ver=$(chroot "$dir" python3 -c 'import platform; print(platform.python_version())') || die "python3 does not run in the $suite rootfs"
+  rm -f "$dir/usr/lib/$py/EXTERNALLY-MANAGED"
+  # The official image's names (its "useful symlinks"): the interpreter is Debian's; pip is a
+  # console script as pip writes one (a `pip install -U pip` then replaces it, as it would there).
+  ln -s "/usr/bin/$py" "$dir/usr/local/bin/$py"
+  ln -s "$py" "$dir/usr/local/bin/python3"
+  ln -s python3 "$dir/usr/local/bin/python"
+  ln -s /usr/bin/pydoc3 "$dir/usr/local/bin/pydoc3"
+  ln -s pydoc3 "$dir/usr/local/bin/pydoc"
+  # The official image's site-packages is /usr/local/lib/pythonX.Y/site-packages, and Dockerfiles
+  # copy trees there (`pip install --prefix=/install` in a builder stage, then
+  # `COPY --from=builder /install /usr/local`); Debian's python reads dist-packages only.
+  echo "import site; site.addsitedir('/usr/local/lib/$py/site-packages')" > "$dir/usr/lib/python3/dist-packages/usr-local-site-packages.pth"
+  local pip
+  for pip in pip pip3 "pip${py#python}"; do
+    printf '#!/usr/local/bin/python3\nimport sys\nfrom pip._internal.cli.main import main\nif __name__ == "__main__":\n    sys.exit(main())\n' > "$dir/usr/local/bin/$pip"
+    chmod 755 "$dir/usr/local/bin/$pip"
+  done
   # Trim what an image does not need, and make the tarball reproducible (sorted, fixed mtimes).
   chroot "$dir" apt-get clean
   rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/* "$dir"/var/log/* "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/tmp/*
-  find "$dir/usr/lib" -name __pycache__ -type d -prune -exec rm -rf {} +
+  find "$dir/usr/lib" "$dir/usr/local" -name __pycache__ -type d -prune -exec rm -rf {} +
   tar --sort=name --mtime='2025-01-01 00:00:00' --numeric-owner --owner=0 --group=0 \
-    --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* -C "$dir" -cf "$ROOTFS_TAR.tmp" .
-  mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+    --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* -C "$dir" -cf "$tar.tmp" .
+  echo "PYTHON_VERSION=$ver" > "$tar.env"
+  mv "$tar.tmp" "$tar"
   rm -rf "$dir" "$dir.log"
+}
+build_rootfses() {
+  local image
+  for image in $PYTHON_IMAGES; do build_rootfs "${image#*=}"; done
 }
 
 # crane (the base image's publisher, and the tests' image copier) is a tool of this module
@@ -183,6 +222,43 @@ install_crane() {
     go build -o /dev/null ./cmd/build &&
     go build -o "$CRANE.tmp" github.com/google/go-containerregistry/cmd/crane) || die "building crane failed (see above)"
   mv "$CRANE.tmp" "$CRANE"
+}
+
+# The Dockerfile frontend that `# syntax=docker/dockerfile:1` names (the engine runs it as an image
+# instead of its built-in one), built from BuildKit's module as its own Dockerfile builds it
+# (frontend/dockerfile/cmd/dockerfile-frontend/Dockerfile: static, CGO off). In its module's
+# directory: `go install pkg@version` refuses a go.mod with exclude directives, as BuildKit's has.
+build_frontend() {
+  [ -x "$FRONTEND" ] && return 0
+  local src
+  src=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "github.com/moby/buildkit@$BUILDKIT_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -d "$src" ] || die "go mod download github.com/moby/buildkit@$BUILDKIT_VERSION failed"
+  mkdir -p "$CACHE/bin"
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go build -trimpath -tags "netgo static_build osusergo" \
+    -ldflags "-s -w -X main.Version=buildkit-$BUILDKIT_VERSION" -o "$FRONTEND.tmp" ./frontend/dockerfile/cmd/dockerfile-frontend) ||
+    die "building BuildKit's Dockerfile frontend failed (see above)"
+  mv "$FRONTEND.tmp" "$FRONTEND"
+}
+
+# publish_frontend [PREFIX]: as docker.io's docker/dockerfile:1 (the tag the docs and most
+# Dockerfiles name), with the official image's entrypoint and labels: the engine gives it no
+# network and tells it which capabilities it may use.
+publish_frontend() {
+  local ref=127.0.0.1:$MIRROR_PORT/${1:-}docker/dockerfile:1 want dir
+  want=$(sha256sum "$FRONTEND" | cut -c1-16)
+  [ "$("$CRANE" config "$ref" 2>/dev/null | grep -o '"webapp.dev.frontend":"[0-9a-z]*"')" = "\"webapp.dev.frontend\":\"$want\"" ] && return 0
+  log "publishing BuildKit $BUILDKIT_VERSION's Dockerfile frontend as docker/dockerfile:1 on the mirror"
+  dir=$(mktemp -d "$CACHE/.frontend.XXXXXX")
+  mkdir -p "$dir/bin" && cp "$FRONTEND" "$dir/bin/dockerfile-frontend"
+  tar --sort=name --mtime='2025-01-01 00:00:00' --numeric-owner --owner=0 --group=0 -C "$dir" -cf "$dir.tar" bin
+  if ! { "$CRANE" append --insecure -f "$dir.tar" -t "$ref.tmp" >"$RUN/crane.log" 2>&1 &&
+    "$CRANE" mutate --insecure "$ref.tmp" -t "$ref" --set-platform linux/amd64 --entrypoint /bin/dockerfile-frontend \
+      --label moby.buildkit.frontend.network.none=true \
+      --label moby.buildkit.frontend.caps=moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests,moby.buildkit.frontend.contexts \
+      --label "webapp.dev.frontend=$want" >>"$RUN/crane.log" 2>&1 && drop_tmp "$ref.tmp"; }; then
+    die "pushing the Dockerfile frontend failed: $RUN/crane.log"
+  fi
+  rm -rf "$dir" "$dir.tar"
 }
 
 # running NAME: its pid file names a live process that is still the one we started (a pid
@@ -238,32 +314,55 @@ start_registries() {
   wait_for registry sh -c "curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:$REGISTRY_PORT/v2/ | grep -q 401"
 }
 
-# rootfs_id: the rootfs tar's content hash, remembered beside it (hashing the tar costs 0.5 s
+# rootfs_id TAR: the rootfs tar's content hash, remembered beside it (hashing the tar costs 0.5 s
 # on every `up`; the tar only changes when it is rebuilt, which makes it newer than the sidecar)
 rootfs_id() {
-  local side=$ROOTFS_TAR.sha256
-  if [ ! -s "$side" ] || [ "$ROOTFS_TAR" -nt "$side" ]; then
-    sha256sum "$ROOTFS_TAR" | cut -c1-16 > "$side.tmp" && mv "$side.tmp" "$side"
+  local side=$1.sha256
+  if [ ! -s "$side" ] || [ "$1" -nt "$side" ]; then
+    sha256sum "$1" | cut -c1-16 > "$side.tmp" && mv "$side.tmp" "$side"
   fi
   cat "$side"
 }
 
-# The base image is published under each name the engine's mirror is asked for: docker.io's
-# library/python:3.13-slim and ECR Public's copy, public.ecr.aws/docker/library/python:3.13-slim
-# (the default BaseImage: CodeBuild's shared IPs get no Docker Hub rate limit from it).
-publish_base_image() {
-  local ref=127.0.0.1:$MIRROR_PORT/library/$PYTHON_IMAGE crane=$CRANE
-  local ecr_public=127.0.0.1:$MIRROR_PORT/docker/library/$PYTHON_IMAGE
-  local want; want=$(rootfs_id)-linux-amd64
+# drop_tmp REF: the tag crane append wrote before mutate (the registry deletes by digest only)
+drop_tmp() {
+  "$CRANE" delete --insecure "${1%:*}@$("$CRANE" digest --insecure "$1")" >>"$RUN/crane.log" 2>&1
+}
+
+# official_env TAG: the ENV lines of docker-library/python's Dockerfile for TAG that describe the
+# image (PYTHON_VERSION is the stand-in's own; GPG_KEY and PYTHON_SHA256 name a source download
+# it did not make, so they are left out). LANG=C.UTF-8: set up to 3.12, dropped from 3.13 on.
+official_env() {
+  printf '%s\n' --env PATH=/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  case $1 in 3.[0-9]-* | 3.1[0-2]-*) printf '%s\n' --env LANG=C.UTF-8 ;; esac
+}
+
+# Each base image is published under each name the engine's mirror is asked for: docker.io's
+# library/python:TAG and ECR Public's copy, public.ecr.aws/docker/library/python:TAG (the
+# default BaseImage: CodeBuild's shared IPs get no Docker Hub rate limit from it).
+# publish_base_images [PREFIX]: under PREFIX/ on the mirror (stage), else at the real names.
+publish_base_images() {
+  local prefix=${1:-} image
+  for image in $PYTHON_IMAGES; do publish_base_image "$prefix" "${image%%=*}" "${image#*=}"; done
+}
+publish_base_image() { # publish_base_image PREFIX TAG SUITE
+  local tag=$2 suite=$3 tar crane=$CRANE
+  local ref=127.0.0.1:$MIRROR_PORT/$1library/python:$tag
+  local ecr_public=127.0.0.1:$MIRROR_PORT/$1docker/library/python:$tag
+  tar=$(rootfs_tar "$suite")
+  local want; want=$(rootfs_id "$tar")-linux-amd64
   if [ "$("$crane" config "$ref" 2>/dev/null | grep -o '"webapp.dev.rootfs":"[0-9a-z-]*"')" != "\"webapp.dev.rootfs\":\"$want\"" ]; then
-    log "publishing $PYTHON_IMAGE (Debian $DEBIAN_SUITE) to the docker.io mirror"
-    "$crane" append --insecure -f "$ROOTFS_TAR" -t "$ref.tmp" >"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
-    "$crane" mutate --insecure "$ref.tmp" -t "$ref" --set-platform linux/amd64 \
-      --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8 \
-      --label "webapp.dev.rootfs=$want" --cmd python3 >>"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
+    log "publishing python:$tag (Debian $suite) to the docker.io mirror as $ref"
+    local env; mapfile -t env < <(official_env "$tag")
+    "$crane" append --insecure -f "$tar" -t "$ref.tmp" >"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
+    "$crane" mutate --insecure "$ref.tmp" -t "$ref" --set-platform linux/amd64 "${env[@]}" \
+      --env "$(cat "$tar.env")" \
+      --label "webapp.dev.rootfs=$want" --label "webapp.dev.debian-suite=$suite" --cmd python3 >>"$RUN/crane.log" 2>&1 ||
+      die "pushing the base image failed: $RUN/crane.log"
+    drop_tmp "$ref.tmp"
   fi
   [ "$("$crane" digest --insecure "$ecr_public" 2>/dev/null)" = "$("$crane" digest --insecure "$ref")" ] && return 0
-  log "publishing $PYTHON_IMAGE as public.ecr.aws/docker/library/$PYTHON_IMAGE on the mirror"
+  log "publishing python:$tag as public.ecr.aws/docker/library/python:$tag on the mirror"
   "$crane" copy --insecure "$ref" "$ecr_public" >>"$RUN/crane.log" 2>&1 || die "copying the base image failed: $RUN/crane.log"
 }
 
@@ -343,6 +442,7 @@ export DOCKER_HOST=unix://$RUN/docker.sock
 export WEBAPP_DEV_TOOLS=$TOOLS/bin
 export WEBAPP_DEV_REGISTRY_PASSWORD_FILE=$RUN/registry.password
 export WEBAPP_DEV_CRANE=$CRANE
+export WEBAPP_DEV_MIRROR=127.0.0.1:$MIRROR_PORT
 export PATH=$TOOLS/bin:\$PATH
 EOF
   mv "$ENV_FILE.tmp" "$ENV_FILE")
@@ -350,7 +450,11 @@ EOF
 
 # Keyed cache entries that no current key names (an older engine, rootfs or venv) are removed.
 prune_stale() {
-  local keep=("$ENGINE" "$ROOTFS_TAR" "$ROOTFS_TAR.sha256" "$TOOLS" "$CACHE/checkov-$(venv_key requirements-checkov.txt)") entry k stale
+  local keep=("$ENGINE" "$TOOLS" "$CACHE/checkov-$(venv_key requirements-checkov.txt)") entry k stale image tar
+  for image in $PYTHON_IMAGES; do
+    tar=$(rootfs_tar "${image#*=}")
+    keep+=("$tar" "$tar.sha256" "$tar.env")
+  done
   for entry in "$CACHE"/dagger-* "$CACHE"/rootfs-* "$CACHE"/tools-* "$CACHE"/checkov-*; do
     [ -e "$entry" ] || continue
     stale=1
@@ -398,17 +502,20 @@ cmd_up() {
   bg tools install_tools
   bg crane install_crane
   bg syft build_syft
+  bg frontend build_frontend
   if [ "$FOR" = all ]; then
     bg checkov install_checkov
     bash "$ROOT/dev/install-cfn-guard.sh" --background # dev/lint.sh waits for it (~6 min once)
   fi
   install_packages
-  bg rootfs build_rootfs
+  bg rootfs build_rootfses
   link_runtime
   wait_bg crane
   start_registries
   wait_bg rootfs
-  publish_base_image
+  publish_base_images
+  wait_bg frontend
+  publish_frontend
   wait_bg engine
   start_engine
   wait_bg tools
@@ -505,13 +612,26 @@ cmd_status() {
   done
 }
 
+cmd_stage() {
+  need_root stage
+  [[ $1 =~ ^[a-z0-9-]+$ ]] || die "stage NAME: a name of a-z, 0-9 and -, e.g. $0 stage issue-23"
+  [ -x "$CRANE" ] || die "crane $CRANE_VERSION is not built: run '$0 up' first"
+  curl -fsS "http://127.0.0.1:$MIRROR_PORT/v2/" >/dev/null || die "the mirror is not running: run '$0 up' first"
+  build_rootfses
+  publish_base_images "stage/$1/"
+  build_frontend
+  publish_frontend "stage/$1/"
+  log "staged: 127.0.0.1:$MIRROR_PORT/stage/$1/library/python:{$(for i in $PYTHON_IMAGES; do printf '%s,' "${i%%=*}"; done | sed 's/,$//')}"
+}
+
 main() {
   case "${1:-}" in
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
     env) [ -f "$ENV_FILE" ] || die "not up: run 'dev/env.sh up' first"; cat "$ENV_FILE" ;;
-    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+    stage) cmd_stage "${2:-}" ;;
+    *) echo "usage: $0 up|down|status|env|stage NAME" >&2; exit 2 ;;
   esac
 }
 

@@ -71,7 +71,7 @@ check_pin() {
 
 run_shellcheck() {
   local files=() f out n version
-  for f in scripts/*.sh dev/*.sh .ci/run; do
+  for f in scripts/*.sh dev/*.sh infra/instance/*.sh .ci/run; do
     [ -f "$f" ] && files+=("$f")
   done
   version=$(shellcheck --version | sed -n 's/^version: //p')

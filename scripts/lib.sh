@@ -33,12 +33,17 @@ need_cmd() { command -v "$1" >/dev/null 2>&1 || die "need '$1' (not found in PAT
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
 load_image_env() {
-  local file=$BUNDLE_DIR/image.env key
+  local file=$BUNDLE_DIR/image.env key required=(IMAGE REVISION REGISTRY AWS_REGION CONTAINER_NAME CONTAINER_PORT HEALTH_PATH)
   [ -f "$file" ] || die "no image.env beside the scripts (looked for $file)"
   # shellcheck source=/dev/null
   source "$file"
-  for key in IMAGE REVISION REGISTRY REGISTRY_USERNAME_PARAM REGISTRY_PASSWORD_PARAM AWS_REGION \
-    CONTAINER_NAME CONTAINER_PORT HEALTH_PATH; do
+  REGISTRY_LOGIN=${REGISTRY_LOGIN:-ssm}
+  case $REGISTRY_LOGIN in
+    ecr) ;; # the instance role's ECR token: the build writes no parameter names (ci/imageenv.go)
+    ssm) required+=(REGISTRY_USERNAME_PARAM REGISTRY_PASSWORD_PARAM) ;;
+    *) die "$file: REGISTRY_LOGIN must be ecr or ssm, got '$REGISTRY_LOGIN'" ;;
+  esac
+  for key in "${required[@]}"; do
     [ -n "${!key:-}" ] || die "$file: $key is missing or empty"
   done
   [[ $IMAGE == *@sha256:* ]] || die "$file: IMAGE must name the image by digest (repo@sha256:...), got '$IMAGE'"

@@ -1,5 +1,8 @@
 """Slim a Debian python image's root filesystem (mounted at argv[1]) for the runtime image.
 
+The image's own Python says where it lives (sysconfig, site): /usr/lib/python3.X and Debian's
+dist-packages in a Debian-built image, /usr/local/lib/python3.X in the official python image.
+
 Removes the files of the packages the service never uses at run time (package manager, pip,
 perl, shells other than dash, most coreutils...), documentation, locales and the stdlib's test
 and GUI modules. Only regular files and symlinks are removed (directories stay: they are shared
@@ -11,14 +14,16 @@ keeps the base's file times, so its bytes depend on the base image only, never o
 """
 import os
 import shutil
+import site
 import sys
+import sysconfig
 
 # Debian packages whose files go (dpkg's database goes too, but for a status file listing the
 # packages that stay: what SBOM generators read).
 DROP_PACKAGES = """
 apt libapt-pkg7.0 sqv debian-archive-keyring debconf libdebconfclient0 dpkg perl-base
 python3-pip python3-pip-whl python3-setuptools-whl python3-wheel python3-packaging python3-venv
-python3.13-venv bash bsdutils diffutils findutils grep gzip hostname init-system-helpers mawk
+bash bsdutils diffutils findutils grep gzip hostname init-system-helpers mawk
 sed tar util-linux mount login login.defs passwd ncurses-bin sysvinit-utils debianutils
 readline-common libreadline8t64 libpam-modules libpam-modules-bin libpam-runtime libpam0g
 libaudit-common libaudit1 libcap-ng0 libsemanage-common libsemanage2 libsepol2 libsmartcols1
@@ -26,6 +31,10 @@ libmount1 libblkid1 libsystemd0 libudev1 libxxhash0 liblz4-1 libseccomp2 libdb5.
 liblastlog2-2 libgmp10 libhogweed6t64 libnettle8t64 libcrypt1 openssl openssl-provider-legacy
 libc-bin
 """.split()
+# their names in bookworm (Python 3.11), before the t64 renames and sqv
+DROP_PACKAGES += "libapt-pkg6.0 gpgv libreadline8 libdb5.3 libhogweed6 libnettle8".split()
+PYVER = f"python{sys.version_info.major}.{sys.version_info.minor}"  # python3.13
+DROP_PACKAGES.append(f"{PYVER}-venv")
 
 # Kept from dropped packages: `id` (tests check the user), `env`, `cat`, `ls`, `sleep`.
 KEEP_FILES = {"/usr/bin/id", "/usr/bin/env", "/usr/bin/cat", "/usr/bin/ls", "/usr/bin/sleep",
@@ -42,9 +51,32 @@ DROP_TREES = [
     "/var/lib/apt", "/var/lib/dpkg", "/var/cache/apt", "/var/cache/debconf", "/var/cache/ldconfig",
     "/var/log", "/etc/apt", "/etc/dpkg",
 ]
-PYLIB = "/usr/lib/python3.13"
+# The image's Python says where its standard library and site-packages are (read before the
+# chroot, by the same interpreter the root filesystem holds).
+PYLIB = sysconfig.get_paths()["stdlib"]
+DYNLOAD = os.path.join(sysconfig.get_paths()["platstdlib"], "lib-dynload")
 DROP_TREES += [f"{PYLIB}/{d}" for d in ("test", "idlelib", "tkinter", "turtledemo", "ensurepip",
                                          "pydoc_data", "lib2to3", "venv", "__phello__")]
+# pip goes (nothing installs at run time) wherever it is installed, Debian's package or the
+# official image's /usr/local/lib/python3.X/site-packages/pip, with its commands.
+SITE_DIRS = sorted(set(site.getsitepackages()) | {sysconfig.get_paths()["purelib"]})
+PIP_COMMANDS = ("pip", "pip3", f"pip{PYVER.removeprefix('python')}")
+SCRIPT_DIRS = sorted({sysconfig.get_paths()["scripts"], "/usr/local/bin", "/usr/bin"})
+
+
+def canonical(path):
+    """path with its directory's symlinks resolved: /bin/cat is /usr/bin/cat in a merged /usr
+    (bookworm's dpkg lists still name /bin/cat)."""
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
+def pip_paths():
+    out = []
+    for d in SITE_DIRS:
+        if os.path.isdir(d):
+            out += [os.path.join(d, n) for n in os.listdir(d) if n == "pip" or
+                    (n.startswith("pip-") and n.endswith(".dist-info"))]
+    return out + [os.path.join(d, n) for d in SCRIPT_DIRS for n in PIP_COMMANDS]
 DROP_GLOBS_IN_DYNLOAD = ("_test", "_ctypes_test", "_xxtestfuzz", "xxlimited", "xxsubtype")
 
 
@@ -95,7 +127,11 @@ def main(argv):
     doomed = []
     for pkg in DROP_PACKAGES:
         for path in lists(pkg):
-            if path in KEEP_FILES or path.startswith("/usr/share/doc/"):
+            if canonical(path) in KEEP_FILES or path.startswith("/usr/share/doc/"):
+                continue
+            # a link to a directory is shared structure (bookworm's packages list /lib, the
+            # merged /usr's link), never a package's own file
+            if os.path.islink(path) and os.path.isdir(path):
                 continue
             doomed.append(path)
     for path in doomed:
@@ -106,7 +142,7 @@ def main(argv):
             except FileNotFoundError:
                 pass
     kept = kept_status()
-    for tree in DROP_TREES:
+    for tree in DROP_TREES + pip_paths():
         if os.path.isdir(tree) and not os.path.islink(tree):
             shutil.rmtree(tree)
         elif os.path.lexists(tree):
@@ -116,10 +152,9 @@ def main(argv):
     os.makedirs("/var/lib/dpkg", exist_ok=True)
     with open("/var/lib/dpkg/status", "w") as f:
         f.write(kept)
-    dyn = f"{PYLIB}/lib-dynload"
-    for name in os.listdir(dyn):
+    for name in os.listdir(DYNLOAD):
         if name.startswith(DROP_GLOBS_IN_DYNLOAD):
-            os.unlink(os.path.join(dyn, name))
+            os.unlink(os.path.join(DYNLOAD, name))
     for root, dirs, _ in os.walk("/", topdown=True):
         dirs[:] = [d for d in dirs if not (root == "/" and d in ("proc", "sys", "dev"))]
         if "__pycache__" in dirs:

@@ -30,7 +30,9 @@ type AppFlags struct {
 // build resolves the contract against the checkout: the one value that
 // flows from the flags into the build.
 func (f AppFlags) build(g *Globals, log *slog.Logger, rep *build.Report) (build.Build, error) {
-	app, err := f.app().Resolve(f.Source)
+	app := f.app()
+	app.Origin = g.Origins
+	app, err := app.Resolve(f.Source)
 	if err != nil {
 		return build.Build{}, err
 	}
@@ -69,6 +71,16 @@ type PublishFlags struct {
 	SigningFlags      `embed:""`
 	SourceRepository  string `help:"The repository the signed provenance names and the instances check, e.g. https://github.com/acme/shop (default: CODEBUILD_SOURCE_REPO_URL, else the checkout's origin remote, as https without credentials)." env:"BUILD_SOURCE_REPOSITORY" placeholder:"URL"`
 	Syft              string `help:"The SBOM generator, syft (default: syft in PATH)." env:"BUILD_SYFT,WEBAPP_DEV_SYFT" placeholder:"PATH"`
+	LBHealthCheckPath string `help:"The load balancer's health check path (the stack's HealthCheckPath, set by the CodeBuild project with a load balancer): the build fails at once unless it is the app's health-path." env:"BUILD_LB_HEALTH_CHECK_PATH" placeholder:"PATH"`
+}
+
+// checkLBHealthPath: a load balancer that checks another path than the app's health path never
+// finds a target healthy, and every deployment rolls back (issue 18): say so before building.
+func (f PublishFlags) checkLBHealthPath(app string) error {
+	if f.LBHealthCheckPath == "" || f.LBHealthCheckPath == app {
+		return nil
+	}
+	return fmt.Errorf("the load balancer checks %s (the stack's HealthCheckPath, BUILD_LB_HEALTH_CHECK_PATH) but the app's health-path is %s (pipeline.yml): update the stack with HealthCheckPath=%s", f.LBHealthCheckPath, app, app)
 }
 
 // LoginFlags say how the build logs in to the registry.
@@ -223,6 +235,9 @@ func release(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep
 	if err != nil {
 		return err
 	}
+	if err := pf.checkLBHealthPath(b.App.HealthPath); err != nil {
+		return err
+	}
 	if err := rf.resolve(ctx, af.Source); err != nil {
 		return err
 	}
@@ -281,7 +296,9 @@ type ReproduceCmd struct {
 
 // Run rebuilds the commit in a temporary worktree and prints its digest.
 func (c *ReproduceCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *build.Report) error {
-	b := build.Build{App: c.app(), Log: log, Report: rep, Verbose: g.Verbose}
+	app := c.app()
+	app.Origin = g.Origins
+	b := build.Build{App: app, Log: log, Report: rep, Verbose: g.Verbose}
 	repo, _, _ := strings.Cut(c.Expect, "@")
 	claims := build.Publish{Login: c.login(repo), RegistryUsernameParam: c.RegistryUsernameParam,
 		RegistryPasswordParam: c.RegistryPasswordParam, Region: c.Region, SigningKey: c.SigningKey}

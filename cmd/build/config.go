@@ -151,34 +151,41 @@ func (e *configError) Unwrap() error { return e.err }
 // against its kind, so a typo or a wrong type is one line naming the file,
 // the key and what is allowed.
 func parseConfig(name string, data []byte) (map[string]any, error) {
+	values, _, err := parseConfigLines(name, data)
+	return values, err
+}
+
+// parseConfigLines is parseConfig with the line of each key (where a
+// setting came from, for the messages that name it).
+func parseConfigLines(name string, data []byte) (map[string]any, map[string]int, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: not valid YAML: %s", name, build.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("%s: not valid YAML: %s", name, build.OneLine(err.Error()))
 	}
-	values := map[string]any{}
+	values, lines := map[string]any{}, map[string]int{}
 	if len(doc.Content) == 0 {
-		return values, nil // empty file: all defaults
+		return values, lines, nil // empty file: all defaults
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: must be a mapping of contract keys (%s)", name, allowedKeys())
+		return nil, nil, fmt.Errorf("%s: must be a mapping of contract keys (%s)", name, allowedKeys())
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if _, dup := values[k.Value]; dup {
-			return nil, fmt.Errorf("%s:%d: %s is set twice: keep one", name, k.Line, k.Value)
+			return nil, nil, fmt.Errorf("%s:%d: %s is set twice: keep one", name, k.Line, k.Value)
 		}
 		kind, ok := configKeys[k.Value]
 		if !ok {
-			return nil, fmt.Errorf("%s:%d: unknown key %q; allowed: %s", name, k.Line, k.Value, allowedKeys())
+			return nil, nil, fmt.Errorf("%s:%d: unknown key %q; allowed: %s", name, k.Line, k.Value, allowedKeys())
 		}
 		val, err := configValue(kind, v)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %s must be %s: %v", name, v.Line, k.Value, kind, err)
+			return nil, nil, fmt.Errorf("%s:%d: %s must be %s: %v", name, v.Line, k.Value, kind, err)
 		}
-		values[k.Value] = val
+		values[k.Value], lines[k.Value] = val, k.Line
 	}
-	return values, nil
+	return values, lines, nil
 }
 
 func configValue(kind configKind, n *yaml.Node) (any, error) {
@@ -287,7 +294,25 @@ func allowedKeys() string {
 type configResolver struct {
 	once   sync.Once
 	values map[string]any
+	file   string         // the contract file's name ("pipeline.yml")
+	lines  map[string]int // the line of each key in it
 	err    error
+	// where each contract setting it was asked for came from: "BUILD_X",
+	// "pipeline.yml line N", "default"; one it was not asked for was on
+	// the command line (kong asks only for the flags not given there)
+	asked map[string]string
+}
+
+// origins says where each contract setting came from (contract.App.Origin).
+func (r *configResolver) origins() map[string]string {
+	out := map[string]string{}
+	for k := range configKeys {
+		out[k] = "--" + k
+		if o, ok := r.asked[k]; ok {
+			out[k] = o
+		}
+	}
+	return out
 }
 
 func (r *configResolver) Validate(*kong.Application) error { return nil }
@@ -296,24 +321,30 @@ func (r *configResolver) Resolve(kctx *kong.Context, _ *kong.Path, flag *kong.Fl
 	if _, ok := configKeys[flag.Name]; !ok {
 		return nil, nil
 	}
+	if r.asked == nil {
+		r.asked = map[string]string{}
+	}
 	for _, env := range flag.Envs {
 		if _, set := os.LookupEnv(env); set {
+			r.asked[flag.Name] = env
 			return nil, nil
 		}
 	}
-	r.once.Do(func() { r.values, r.err = loadContractFile(kctx) })
+	r.once.Do(func() { r.file, r.values, r.lines, r.err = loadContractFile(kctx) })
 	if r.err != nil {
 		return nil, &configError{r.err}
 	}
 	v, ok := r.values[flag.Name]
 	if !ok {
+		r.asked[flag.Name] = "default"
 		return nil, nil
 	}
+	r.asked[flag.Name] = fmt.Sprintf("%s line %d", r.file, r.lines[flag.Name])
 	return v, nil
 }
 
 // loadContractFile finds and parses the contract file of this invocation.
-func loadContractFile(kctx *kong.Context) (map[string]any, error) {
+func loadContractFile(kctx *kong.Context) (string, map[string]any, map[string]int, error) {
 	flags := map[string]*kong.Flag{}
 	for _, f := range kctx.Flags() {
 		flags[f.Name] = f
@@ -346,14 +377,14 @@ func loadContractFile(kctx *kong.Context) (map[string]any, error) {
 		repo := str("repo")
 		name = rev + ":" + cfg
 		if _, err := gitx.Out(context.Background(), repo, "rev-parse", "--verify", "--end-of-options", rev+"^{commit}"); err != nil {
-			return nil, fmt.Errorf("commit %q not found in %s (git fetch it first)", rev, repo)
+			return "", nil, nil, fmt.Errorf("commit %q not found in %s (git fetch it first)", rev, repo)
 		}
 		b, ok := gitx.Show(context.Background(), repo, rev, filepath.ToSlash(cfg))
 		if !ok {
 			if explicit {
-				return nil, fmt.Errorf("%s: not in commit %s of %s (--config / BUILD_CONFIG)", cfg, rev, repo)
+				return "", nil, nil, fmt.Errorf("%s: not in commit %s of %s (--config / BUILD_CONFIG)", cfg, rev, repo)
 			}
-			return map[string]any{}, nil
+			return "", map[string]any{}, nil, nil
 		}
 		data = b
 	} else {
@@ -364,13 +395,14 @@ func loadContractFile(kctx *kong.Context) (map[string]any, error) {
 		b, err := os.ReadFile(name)
 		switch {
 		case os.IsNotExist(err) && !explicit:
-			return map[string]any{}, nil
+			return "", map[string]any{}, nil, nil
 		case err != nil:
-			return nil, fmt.Errorf("contract file %s: %v (--config / BUILD_CONFIG)", name, errText(err))
+			return "", nil, nil, fmt.Errorf("contract file %s: %v (--config / BUILD_CONFIG)", name, errText(err))
 		}
 		data = b
 	}
-	return parseConfig(filepath.Base(name), bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")))
+	values, lines, err := parseConfigLines(filepath.Base(name), bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")))
+	return filepath.Base(cfg), values, lines, err
 }
 
 func errText(err error) string {

@@ -67,6 +67,14 @@ func TestContractPrecedence(t *testing.T) {
 	if err != nil || cli.Lint.ContainerPort != 9200 {
 		t.Errorf("flag should beat env: %v %d", err, cli.Lint.ContainerPort)
 	}
+	// where each came from, for the messages that name it (contract.App.Origin)
+	o := cli.config.origins()
+	for k, want := range map[string]string{"container-port": "--container-port", "command": "BUILD_COMMAND",
+		"health-timeout": "pipeline.yml line 3", "requirements": "pipeline.yml line 5", "app-dir": "default"} {
+		if o[k] != want {
+			t.Errorf("origin of %s = %q, want %q", k, o[k], want)
+		}
+	}
 }
 
 // A bad file is one line naming the file, the key and what is allowed.

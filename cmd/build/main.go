@@ -23,11 +23,14 @@ import (
 type Globals struct {
 	Timeout time.Duration `help:"Time limit for the whole run (default: ${default})." default:"30m" env:"BUILD_TIMEOUT"`
 	Verbose bool          `help:"Show the Dagger engine's progress output on stderr." env:"BUILD_VERBOSE"`
+	// Origins: where each contract setting came from (contract.App.Origin), filled after parsing.
+	Origins map[string]string `kong:"-"`
 }
 
 // CLI is the command line.
 type CLI struct {
 	Globals
+	config configResolver // pipeline.yml, and where each setting came from
 
 	Lint      LintCmd      `cmd:"" help:"Run the app's lint command (flake8 by default)."`
 	Test      TestCmd      `cmd:"" help:"Run the app's test command (pytest by default)."`
@@ -54,7 +57,7 @@ func newParser(cli *CLI, w io.Writer, exit func(int)) (*kong.Kong, error) {
 		kong.Name("build"),
 		kong.Description("Build phase of the webapp pipeline (Dagger). Flags fall back to the environment variables shown, "+
 			"the app contract's flags then to the keys of the same name in the repository's pipeline.yml."),
-		kong.Resolvers(&configResolver{}),
+		kong.Resolvers(&cli.config),
 		kong.Vars{"default_base_image": contract.DefaultBaseImage},
 		kong.ExplicitGroups([]kong.Group{{Key: "contract", Title: "App contract (each flag is also a key of pipeline.yml; flag > env > file > default):"}}),
 		kong.Writers(w, w),
@@ -78,6 +81,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	cli.Origins = cli.config.origins()
 
 	// The report prints last (the failure report, or the step summary); log
 	// lines and tool output go through it so a terminal's live line stays

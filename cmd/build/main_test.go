@@ -100,3 +100,23 @@ func TestNoAppDir(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Issue 18: the stack's load balancer health check (BUILD_LB_HEALTH_CHECK_PATH, from the
+// template's HealthCheckPath) must be the app's health path, or no target ever becomes healthy.
+func TestLoadBalancerHealthPathMustBeTheApps(t *testing.T) {
+	t.Setenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "unix:///nonexistent/engine.sock")
+	args := []string{"all", "--source", filepath.Join("..", "..", "testdata", "apps", "hello"), "--out", t.TempDir(),
+		"--image-repo", "127.0.0.1:1/webapp", "--registry-login", "ecr", "--revision", "r1"}
+	var out, errb bytes.Buffer
+	t.Setenv("BUILD_LB_HEALTH_CHECK_PATH", "/")
+	err := run(args, &out, &errb)
+	want := "the load balancer checks / (the stack's HealthCheckPath, BUILD_LB_HEALTH_CHECK_PATH) but the app's health-path is /healthz (pipeline.yml): update the stack with HealthCheckPath=/healthz"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	// the same path passes the check: the build goes on (to the engine, absent here)
+	t.Setenv("BUILD_LB_HEALTH_CHECK_PATH", "/healthz")
+	if err := run(args, &out, &errb); err == nil || !strings.Contains(err.Error(), "sudo dev/env.sh up") {
+		t.Fatalf("err = %v, want the engine's (the check passed)", err)
+	}
+}

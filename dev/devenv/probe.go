@@ -20,11 +20,14 @@ type Prober struct {
 
 // Report of a probe run.
 type Report struct {
-	Requests   int
-	Failures   int
-	LongestGap time.Duration // longest time from the last 2xx before a failure to the next 2xx
-	Recovered  bool          // the last probe before Stop answered 2xx
-	Bodies     []string      // distinct 2xx bodies, in the order first seen
+	Requests int
+	// Failures counts the failed requests after the first 2xx: before it, nothing was serving
+	// yet (a first deployment), and those are BeforeFirstOK.
+	Failures      int
+	BeforeFirstOK int
+	LongestGap    time.Duration // longest time from the last 2xx before a failure to the next 2xx
+	Recovered     bool          // the last probe before Stop answered 2xx
+	Bodies        []string      // distinct 2xx bodies, in the order first seen
 }
 
 // StartProber starts probing url every interval until Stop (at most maxRequests requests).
@@ -51,6 +54,8 @@ func (p *Prober) run(ctx context.Context, url string, interval time.Duration, ma
 			if n := len(p.report.Bodies); n == 0 || p.report.Bodies[n-1] != body {
 				p.report.Bodies = append(p.report.Bodies, body)
 			}
+		} else if ctx.Err() == nil && p.lastOK.IsZero() {
+			p.report.BeforeFirstOK++
 		} else if ctx.Err() == nil {
 			p.report.Failures++
 			p.failing = true

@@ -14,6 +14,7 @@ package fleet
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -77,18 +78,41 @@ type Fleet struct {
 	Instances []*Instance
 	haproxy   *exec.Cmd
 	adminSock string
+	check     *HTTPCheck
+}
+
+// HTTPCheck is a target group's health check for HAProxy: GET Path must answer a status in
+// Matcher ("200-399", "200,302") Rise times in a row; Fall failures take the instance out.
+type HTTPCheck struct {
+	Path       string
+	Matcher    string
+	Interval   time.Duration
+	Timeout    time.Duration
+	Rise, Fall int
+}
+
+// Options are what a fleet may differ in: the instances' HOST_PORT (8080 when 0) and the
+// load balancer's health check (HAProxy's TCP check when nil).
+type Options struct {
+	HostPort int
+	Check    *HTTPCheck
 }
 
 // Start brings up n instances (dockerd each) and HAProxy. Stop undoes it.
 func Start(ctx context.Context, dir string, n, lbPort int, env devenv.Env, agent codedeploy.Agent, log io.Writer) (*Fleet, error) {
+	return StartWith(ctx, dir, n, lbPort, env, agent, log, Options{})
+}
+
+// StartWith is Start with Options.
+func StartWith(ctx context.Context, dir string, n, lbPort int, env devenv.Env, agent codedeploy.Agent, log io.Writer, o Options) (*Fleet, error) {
 	if n < 1 || n > 9 {
 		return nil, fmt.Errorf("fleet: %d instances: want 1..9", n)
 	}
 	if log == nil {
 		log = io.Discard
 	}
-	f := &Fleet{Dir: dir, Port: lbPort, HostPort: 8080, Env: env, Agent: agent, Log: log,
-		adminSock: filepath.Join(dir, "haproxy.sock")}
+	f := &Fleet{Dir: dir, Port: lbPort, HostPort: cmp.Or(o.HostPort, 8080), Env: env, Agent: agent, Log: log,
+		adminSock: filepath.Join(dir, "haproxy.sock"), check: o.Check}
 	// Addresses, bridges and subnets derive from the load balancer's port, so two fleets (e.g. a
 	// test and `make fleet`) can run at once.
 	hi, lo := 1+(lbPort>>8)%254, lbPort&255
@@ -98,6 +122,20 @@ func Start(ctx context.Context, dir string, n, lbPort int, env devenv.Env, agent
 			subnet: fmt.Sprintf("10.%d.%d.1/24", 100+lbPort%100, i)}
 		in.Socket = filepath.Join(in.Dir, "docker.sock")
 		f.Instances = append(f.Instances, in)
+	}
+	// the ports the fleet needs, free before anything starts: a port held elsewhere (e.g. a
+	// container published on 0.0.0.0 by another tool) would fail every first deployment at
+	// "bind: address already in use", deep in a hook's log
+	addrs := []string{fmt.Sprintf("127.0.0.1:%d", lbPort)}
+	for _, in := range f.Instances {
+		addrs = append(addrs, fmt.Sprintf("%s:%d", in.Addr, f.HostPort))
+	}
+	for _, a := range addrs {
+		if err := PortFree(a); err != nil {
+			return nil, err
+		}
+	}
+	for _, in := range f.Instances {
 		if err := f.startInstance(ctx, in); err != nil {
 			f.Stop()
 			return nil, fmt.Errorf("instance %s: %w", in.Name, err)
@@ -108,6 +146,27 @@ func Start(ctx context.Context, dir string, n, lbPort int, env devenv.Env, agent
 		return nil, err
 	}
 	return f, nil
+}
+
+// PortFree checks that addr (host:port) can be listened on; if not, the error names the process
+// holding the port (from ss) and how to free it.
+func PortFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err == nil {
+		return l.Close()
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	holder := "another process"
+	if out, serr := exec.Command("ss", "-Hltnp", "sport = :"+port).Output(); serr == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 6 {
+				holder = f[3] + " " + strings.Join(f[5:], " ")
+				break
+			}
+		}
+	}
+	return fmt.Errorf("%s is taken, held by %s (a container published on 0.0.0.0:%s holds the port on every address): stop it or choose another port", addr, holder, port)
 }
 
 func run(ctx context.Context, name string, args ...string) error {
@@ -168,10 +227,16 @@ func (f *Fleet) startInstance(ctx context.Context, in *Instance) error {
 // another server (an ALB does not retry either: what fails, the prober sees).
 func (f *Fleet) startHAProxy(ctx context.Context) error {
 	var servers strings.Builder
+	check, checkOpts := "check inter 500ms fall 2 rise 1", ""
+	if c := f.check; c != nil {
+		check = fmt.Sprintf("check inter %dms fall %d rise %d", c.Interval.Milliseconds(), c.Fall, c.Rise)
+		checkOpts = fmt.Sprintf("  option httpchk GET %s\n  http-check expect rstatus %s\n  timeout check %dms\n",
+			c.Path, statusRegexp(c.Matcher), c.Timeout.Milliseconds())
+	}
 	for _, in := range f.Instances {
 		// every instance starts out of the load balancer: AllowTraffic of its first deployment
 		// puts it in
-		fmt.Fprintf(&servers, "  server %s %s:%d check inter 500ms fall 2 rise 1 disabled\n", in.Name, in.Addr, f.HostPort)
+		fmt.Fprintf(&servers, "  server %s %s:%d %s disabled\n", in.Name, in.Addr, f.HostPort, check)
 	}
 	cfg := fmt.Sprintf(`global
   stats socket %s mode 600 level admin
@@ -188,7 +253,7 @@ frontend web
 backend app
   balance roundrobin
   http-response set-header X-Instance %%s
-%s`, f.adminSock, filepath.Join(f.Dir, "haproxy.pid"), f.Port, servers.String())
+%s%s`, f.adminSock, filepath.Join(f.Dir, "haproxy.pid"), f.Port, checkOpts, servers.String())
 	path := filepath.Join(f.Dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return err
@@ -214,6 +279,28 @@ backend app
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("haproxy did not come up: %s", filepath.Join(f.Dir, "haproxy.log"))
+}
+
+// statusRegexp turns a target group matcher ("200-399", "200,302") into an anchored regexp of
+// the status codes (a range of whole hundreds as a character class).
+func statusRegexp(matcher string) string {
+	var alts []string
+	for _, part := range strings.Split(matcher, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if isRange {
+			b, _ = strconv.Atoi(hi)
+		}
+		if a%100 == 0 && b%100 == 99 {
+			alts = append(alts, fmt.Sprintf("[%d-%d][0-9][0-9]", a/100, b/100))
+			continue
+		}
+		for code := a; code <= b; code++ {
+			alts = append(alts, strconv.Itoa(code))
+		}
+	}
+	return "^(" + strings.Join(alts, "|") + ")$"
 }
 
 // Stop ends HAProxy and the dockerds (their containers stop with them) and removes the bridges.
@@ -385,6 +472,16 @@ func (f *Fleet) Deploy(ctx context.Context, bundle string, cfg Config, instanceE
 		res.Err = fmt.Errorf("%s: stopped after a failed instance (%d succeeded, %d failed)", cfg.Name, succeeded, failed)
 	case !cfg.oneAtATime && succeeded < minHealthy:
 		res.Err = fmt.Errorf("%s: %d of %d instances succeeded, fewer than the minimum healthy hosts (%d)", cfg.Name, succeeded, n, minHealthy)
+	}
+	if res.Err != nil {
+		// what failed, as the build's report says it: the instance, the failing hook and its
+		// last lines (the agent's error carries them)
+		for _, r := range res.Instances {
+			if r.Status == codedeploy.Failed && r.Err != nil {
+				res.Err = fmt.Errorf("%w\nfirst failed instance %s: %v", res.Err, r.Instance, r.Err)
+				break
+			}
+		}
 	}
 	return res
 }

@@ -103,6 +103,10 @@ func TestFleetOneAtATimeNeverFailsARequest(t *testing.T) {
 	t.Logf("OneAtATime with instance 2 failing: %d requests, %d failed, longest gap %s, %v", rep.Requests, rep.Failures, rep.LongestGap, r.Instances)
 	if r.Err == nil {
 		t.Error("the deployment succeeded although instance 2 failed")
+	} else if msg := r.Err.Error(); !strings.Contains(msg, "first failed instance i2") || !strings.Contains(msg, "ValidateService") ||
+		!strings.Contains(msg, "answered 500") {
+		// issue 18 item 5: the summary says which instance, which hook and its last lines
+		t.Errorf("the deployment's error should name instance i2, its failing hook and its last lines: %v", r.Err)
 	}
 	want := []string{"i1:Succeeded", "i2:Failed", "i3:Skipped"}
 	for i, ir := range r.Instances {

@@ -38,6 +38,9 @@ func (p *pipeline) image(ctx context.Context, revision string) error {
 			what += " (target " + p.app.Target + ")"
 		}
 	default:
+		if w := ignoredDockerfile(p.app, filepath.Join(p.b.Source, p.app.Dir)); w != "" {
+			p.log.Warn(w)
+		}
 		var tarball *dagger.File
 		p.layout, tarball = ci.NativeImage(p.c, p.src, opts)
 		// The container view of the layout is imported only when something
@@ -194,14 +197,15 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 		if err != nil && ctx.Err() == nil {
 			p.rep.serviceLogs.wait(10 * time.Second) // the engine's progress trails the result
 		}
-		cmd := imageCommand(ctx, p.img) + "; then GET " + url + " (the image as a service in the engine)"
+		from := commandFrom(p.app, filepath.Join(p.b.Source, p.app.Dir))
+		cmd := imageCommand(ctx, p.img) + "   (from " + from + "); then GET " + url + " (the image as a service in the engine)"
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return err // stopped: another step failed, or the run's own limit
 		case err != nil && sctx.Err() != nil:
 			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: -1, Output: p.rep.serviceLogs.last(15),
-				Err: fmt.Errorf("smoke test: the container did not listen on port %d (waited %s; its last log lines above): check container-port (%d) and the address the server binds (0.0.0.0, not 127.0.0.1)",
-					p.port, listen, p.port)}
+				Err: fmt.Errorf("smoke test: the container did not listen on port %d (waited %s; its last log lines above): check container-port (%d) and the address the server binds (0.0.0.0, not 127.0.0.1) in %s",
+					p.port, listen, p.port, from)}
 		case err != nil:
 			exit := -1
 			if m := exitedRe.FindStringSubmatch(err.Error()); m != nil {
@@ -218,7 +222,7 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 				logs = p.rerun(ctx)
 			}
 			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: exit, Output: logs,
-				Err: fmt.Errorf("smoke test: the container exited %d before it listened on port %d (its last log lines above): the image cannot start", exit, p.port)}
+				Err: fmt.Errorf("smoke test: the container exited %d before it listened on port %d (its last log lines above): the image cannot start; its command is %s", exit, p.port, from)}
 		}
 		// Stopped (killed: its work is done) when the smoke test ends, pass or fail.
 		defer func() { _, _ = tun.Stop(context.WithoutCancel(ctx), dagger.ServiceStopOpts{Kill: true}) }()

@@ -72,6 +72,9 @@ func connect(ctx context.Context, b Build) (*pipeline, error) {
 			return nil, fmt.Errorf("no Dagger engine at %s: %s", host, engineHelp)
 		}
 	}
+	if err := checkMirror(ctx, b.App, appDir); err != nil {
+		return nil, err
+	}
 	rep := b.Report
 	rep.inv.source, rep.inv.baseImage = b.Source, b.App.BaseImage
 	rep.setCommands(b.App.Lint, b.App.Test)

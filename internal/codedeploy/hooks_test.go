@@ -98,3 +98,34 @@ func TestHookHealthPathFromImageEnv(t *testing.T) {
 		}
 	}
 }
+
+// Issue 18: an ECR bundle names no SSM parameters (the instance role's token logs in), and the
+// hooks must not ask for them; a Parameter Store bundle must name both.
+func TestHookRegistryLoginNeedsParametersOnlyForSSM(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ login, want string }{
+		{"REGISTRY_LOGIN=ecr\n", ""},
+		{"REGISTRY_LOGIN=ssm\n", "image.env: REGISTRY_USERNAME_PARAM is missing or empty"},
+		{"", "image.env: REGISTRY_USERNAME_PARAM is missing or empty"}, // ssm is the default
+		{"REGISTRY_LOGIN=basic\n", "image.env: REGISTRY_LOGIN must be ecr or ssm, got 'basic'"},
+	} {
+		// the image is present: AfterInstall reads image.env, logs in to nothing, verifies (off)
+		bundle, env := hookBundle(t, "exit 0\n")
+		b, err := os.ReadFile(filepath.Join(bundle, "image.env"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ie := strings.NewReplacer("REGISTRY_USERNAME_PARAM=/u\n", "", "REGISTRY_PASSWORD_PARAM=/p\n", "").Replace(string(b)) + c.login
+		if err := os.WriteFile(filepath.Join(bundle, "image.env"), []byte(ie), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := runScript(context.Background(), scriptRun{Event: AfterInstall,
+			Hook: Hook{Location: "scripts/after_install.sh", Timeout: 60}, ArchiveDir: bundle, Env: append(env, "VERIFY_IMAGE=off"), Log: testLog(t)})
+		if c.want == "" && err != nil {
+			t.Errorf("%q: AfterInstall failed: %v:\n%s", c.login, err, res.Output)
+		}
+		if c.want != "" && (err == nil || !strings.Contains(res.Output, c.want)) {
+			t.Errorf("%q: want %q, got %v:\n%s", c.login, c.want, err, res.Output)
+		}
+	}
+}

@@ -60,6 +60,20 @@ type App struct {
 	PythonPath      string   // put on PYTHONPATH, relative to Dir ("" = src when there is one, else .)
 	Lint            []string // the lint command, run in the app directory
 	Test            []string // the test command, run in the app directory
+
+	// Origin says where each setting (by its pipeline.yml key) came from, for
+	// the messages that name it: "pipeline.yml line 7", "BUILD_COMMAND",
+	// "--command" or "default"; nil or missing: not known.
+	Origin map[string]string
+}
+
+// From is where the setting key came from, as a message names it: " (pipeline.yml
+// line 7)", or "" when not known.
+func (a App) From(key string) string {
+	if o := a.Origin[key]; o != "" {
+		return " (" + o + ")"
+	}
+	return ""
 }
 
 // DefaultBaseImage is base-image's default: ECR Public's copy of the official

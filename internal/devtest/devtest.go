@@ -8,6 +8,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -92,4 +93,52 @@ func UVLock(t *testing.T, dir string) {
 	if _, err := lock.Export(ctx, filepath.Join(dir, "uv.lock")); err != nil {
 		t.Fatalf("uv lock: %v", err)
 	}
+}
+
+// StageEnv names a stage of `dev/env.sh stage NAME`: set, the tests that exercise the base
+// images use the ones staged under 127.0.0.1:5000/stage/NAME/ (a base image change tried while
+// others use the mirror's real names); unset, the names a user writes.
+const StageEnv = "WEBAPP_DEV_STAGE"
+
+// MirrorRef is ref ("python:3.13-slim", "public.ecr.aws/docker/library/python:3.11-slim",
+// "docker/dockerfile:1") as the tests pull it: itself, or its staged copy (StageEnv).
+func MirrorRef(ref string) string {
+	stage := os.Getenv(StageEnv)
+	if stage == "" {
+		return ref
+	}
+	path := ref
+	if p, ok := strings.CutPrefix(ref, "public.ecr.aws/"); ok {
+		path = p
+	} else if p, ok := strings.CutPrefix(ref, "docker.io/"); ok {
+		path = p
+	}
+	if !strings.Contains(path, "/") {
+		path = "library/" + path
+	}
+	return "127.0.0.1:5000/stage/" + stage + "/" + path
+}
+
+// PythonTags are the python image tags the dev mirror holds (dev/versions.env PYTHON_IMAGES:
+// "3.13-slim", "3.11-slim") with the Debian suite of each.
+func PythonTags(t testing.TB) map[string]string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "dev", "versions.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PYTHON_IMAGES="); ok {
+			for _, kv := range strings.Fields(strings.Trim(v, `"`)) {
+				tag, suite, _ := strings.Cut(kv, "=")
+				tags[tag] = suite
+			}
+		}
+	}
+	if len(tags) == 0 {
+		t.Fatal("dev/versions.env has no PYTHON_IMAGES")
+	}
+	return tags
 }

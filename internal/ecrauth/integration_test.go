@@ -91,8 +91,7 @@ docker pull --quiet "$IMAGE" >/dev/null
 echo "pulled $IMAGE"`
 	cmd := exec.CommandContext(ctx, "bash", "-c", driver)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "REGISTRY="+host, "REGISTRY_LOGIN=ecr", "IMAGE="+ref, "DOCKER_CONFIG="+dockerConfig,
-		"REGISTRY_USERNAME_PARAM=/unused", "REGISTRY_PASSWORD_PARAM=/unused")
+	cmd.Env = append(os.Environ(), "REGISTRY="+host, "REGISTRY_LOGIN=ecr", "IMAGE="+ref, "DOCKER_CONFIG="+dockerConfig)
 	out, err := cmd.CombinedOutput()
 	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", "--force", ref).Run() })
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

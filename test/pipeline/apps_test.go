@@ -51,7 +51,9 @@ func TestBringYourOwnApp(t *testing.T) {
 
 			work, port := t.TempDir(), freePort(t)
 			t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", c.name).Run() })
-			cmd := exec.Command(bin, "--repo", scratch, "--branch", "main", "--work", work, "--port", fmt.Sprint(port))
+			// the clone's branch: the checkout the test runs from (main in CI, a topic branch elsewhere)
+			branch := strings.TrimSpace(run(t, scratch, "git", "rev-parse", "--abbrev-ref", "HEAD"))
+			cmd := exec.Command(bin, "--repo", scratch, "--branch", branch, "--work", work, "--port", fmt.Sprint(port))
 			start := time.Now()
 			out, err := cmd.CombinedOutput()
 			if err != nil {

@@ -17,14 +17,20 @@ var combos = []struct {
 	params map[string]string
 }{
 	{"default", nil},
-	{"pull login", map[string]string{
-		"PullUsernameParameter": "/webapp/registry/pull-username", "PullPasswordParameter": "/webapp/registry/pull-password"}},
+	{"pull login named", map[string]string{
+		"PullUsernameParameter": "/acme/pull/username", "PullPasswordParameter": "/acme/pull/password"}},
 	{"KMS key", map[string]string{"ParameterKmsKeyArn": kmsKey}},
 	{"ECR (pull login and KMS key also given: both ignored)", map[string]string{"EcrRepositoryName": "acme/webapp",
 		"PullUsernameParameter": "/webapp/registry/pull-username", "PullPasswordParameter": "/webapp/registry/pull-password",
 		"ParameterKmsKeyArn": kmsKey}},
+	{"ECR without pull parameters", map[string]string{"EcrRepositoryName": "acme/webapp",
+		"PullUsernameParameter": "", "PullPasswordParameter": ""}},
 	{"approval", map[string]string{"RequireApproval": "true", "NotificationEmail": "team@example.com"}},
-	{"load balancer", map[string]string{"LoadBalancerListenerArn": listener, "LoadBalancerVpcId": "vpc-0123456789abcdef0"}},
+	{"load balancer", map[string]string{"LoadBalancerListenerArn": listener, "LoadBalancerVpcId": "vpc-0123456789abcdef0",
+		"HealthCheckPath": "/healthz", "ListenerRulePriority": "120"}},
+	{"ECR repository kept from an earlier stack", map[string]string{"EcrRepositoryName": "acme/webapp", "EcrRepositoryExists": "true"}},
+	{"instances created, pull requests need approval", map[string]string{"InstanceSubnetIds": "subnet-0123456789abcdef0",
+		"PullRequestCommentApproval": "ALL_PULL_REQUESTS"}},
 	{"codestar-connections ARN, no pull-request builds, artifacts expire", map[string]string{
 		"GitHubConnectionArn": "arn:aws:codestar-connections:us-east-1:123456789012:connection/0123abcd-0123-4567-89ab-0123456789ab",
 		"PullRequestBuilds":   "false", "ArtifactRetentionDays": "400"}},
@@ -35,8 +41,6 @@ const (
 	listener   = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/webapp-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"
 	pushUser   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/username"
 	pushPass   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/password"
-	pullUser   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/pull-username"
-	pullPass   = "arn:aws:ssm:us-east-1:123456789012:parameter/webapp/registry/pull-password"
 	connection = "arn:aws:codeconnections:us-east-1:123456789012:connection/0123abcd-0123-4567-89ab-0123456789ab"
 )
 
@@ -243,7 +247,7 @@ func has(g map[string]bool, pairs ...string) bool {
 
 // check asserts what each combination must and must not grant or build.
 func check(t *testing.T, name string, s *Stack) {
-	ecr, pull := s.Conditions["UseEcr"], s.Conditions["HasPullLogin"]
+	ecr := s.Conditions["UseEcr"]
 	kms := s.Params["ParameterKmsKeyArn"] != ""
 	build, inst, pipe := grants(s, "CodeBuildRole"), grants(s, "InstanceRole"), grants(s, "CodePipelineRole")
 
@@ -277,36 +281,42 @@ func check(t *testing.T, name string, s *Stack) {
 	if ecr {
 		want(t, "ECR: a role still reads SSM: "+strings.Join(append(ssmBuild, ssmInst...), ", "), len(ssmBuild)+len(ssmInst) == 0)
 		want(t, "ECR: a kms:Decrypt grant is left", len(actionsOn(s, "CodeBuildRole", "kms:Decrypt"))+len(actionsOn(s, "InstanceRole", "kms:Decrypt")) == 0)
+		// Issue 18 item 7: a repository kept from an earlier stack is used by name, not created.
+		repoArn, repoURI := "<EcrRepository.Arn>", "<EcrRepository.RepositoryUri>"
+		_, created := s.Resources["EcrRepository"]
+		want(t, "ECR: the repository is created iff EcrRepositoryExists=false", created == (s.Params["EcrRepositoryExists"] == "false"))
+		if !created {
+			repoArn, repoURI = "arn:aws:ecr:us-east-1:123456789012:repository/acme/webapp", "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/webapp"
+		}
 		want(t, "ECR: the build cannot log in and push to the repository", has(build, "ecr:GetAuthorizationToken *",
-			"ecr:PutImage <EcrRepository.Arn>", "ecr:CompleteLayerUpload <EcrRepository.Arn>", "ecr:BatchGetImage <EcrRepository.Arn>"))
+			"ecr:PutImage "+repoArn, "ecr:CompleteLayerUpload "+repoArn, "ecr:BatchGetImage "+repoArn))
 		want(t, "ECR: the instances cannot log in and pull", has(inst, "ecr:GetAuthorizationToken *",
-			"ecr:BatchGetImage <EcrRepository.Arn>", "ecr:GetDownloadUrlForLayer <EcrRepository.Arn>"))
+			"ecr:BatchGetImage "+repoArn, "ecr:GetDownloadUrlForLayer "+repoArn))
+		want(t, "ECR: EcrRepositoryUri output "+fmt.Sprint(s.Outputs["EcrRepositoryUri"]["Value"]), s.Outputs["EcrRepositoryUri"]["Value"] == repoURI)
 		for _, a := range actionsOn(s, "InstanceRole", "ecr:") {
 			want(t, "ECR: the instances may push: "+a, !strings.Contains(a, "Upload") && !strings.Contains(a, "PutImage"))
 		}
-		want(t, "ECR: BUILD_IMAGE_REPO is not the repository", e["BUILD_IMAGE_REPO"] == "PLAINTEXT <EcrRepository.RepositoryUri>")
+		want(t, "ECR: BUILD_IMAGE_REPO is not the repository", e["BUILD_IMAGE_REPO"] == "PLAINTEXT "+repoURI)
 		want(t, "ECR: BUILD_REGISTRY_LOGIN is not ecr", e["BUILD_REGISTRY_LOGIN"] == "PLAINTEXT ecr")
 		for k := range e {
 			want(t, "ECR: the project still names an SSM login: "+k, !strings.Contains(k, "PARAM") && !strings.HasSuffix(k, "_MASKED"))
 		}
-		repo := asMap(s.Resources["EcrRepository"]["Properties"])
-		var lifecycle struct{ Rules []map[string]any }
-		if err := json.Unmarshal([]byte(fmt.Sprint(path(repo, "LifecyclePolicy", "LifecyclePolicyText"))), &lifecycle); err != nil || len(lifecycle.Rules) != 1 {
-			t.Errorf("ECR lifecycle policy is not JSON with one rule: %v", err)
+		if created {
+			repo := asMap(s.Resources["EcrRepository"]["Properties"])
+			want(t, "ECR repository: not scan on push, immutable (but cosign's sha256-* tags), KMS",
+				path(repo, "ImageScanningConfiguration", "ScanOnPush") == "true" && repo["ImageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION" &&
+					fmt.Sprint(repo["ImageTagMutabilityExclusionFilters"]) == "[map[ImageTagMutabilityExclusionFilterType:WILDCARD ImageTagMutabilityExclusionFilterValue:sha256-*]]" &&
+					path(repo, "EncryptionConfiguration", "EncryptionType") == "KMS")
+			checkLifecycle(t, fmt.Sprint(path(repo, "LifecyclePolicy", "LifecyclePolicyText")))
 		}
-		want(t, "ECR repository: not scan on push, immutable (but cosign's sha256-* tags), KMS, with a lifecycle policy",
-			path(repo, "ImageScanningConfiguration", "ScanOnPush") == "true" && repo["ImageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION" &&
-				fmt.Sprint(repo["ImageTagMutabilityExclusionFilters"]) == "[map[ImageTagMutabilityExclusionFilterType:WILDCARD ImageTagMutabilityExclusionFilterValue:sha256-*]]" &&
-				path(repo, "EncryptionConfiguration", "EncryptionType") == "KMS" &&
-				strings.Contains(fmt.Sprint(path(repo, "LifecyclePolicy", "LifecyclePolicyText")), `"countNumber": 100`))
 	} else {
 		// Finding 1: the build reads the PUSH login, whatever the instances get.
 		want(t, fmt.Sprintf("the build role reads %v, want exactly the push login", ssmBuild),
 			len(ssmBuild) == 4 && has(build, "ssm:GetParameters "+pushUser, "ssm:GetParameters "+pushPass))
-		pu, pp := pushUser, pushPass
-		if pull {
-			pu, pp = pullUser, pullPass
-		}
+		// Issue 18 item 6: the instances read the pull-only login, never the push login.
+		pu := "arn:aws:ssm:us-east-1:123456789012:parameter" + s.Params["PullUsernameParameter"]
+		pp := "arn:aws:ssm:us-east-1:123456789012:parameter" + s.Params["PullPasswordParameter"]
+		want(t, "the instances may read the push login", !inst["ssm:GetParameter "+pushUser] && !inst["ssm:GetParameter "+pushPass])
 		want(t, fmt.Sprintf("the instance role reads %v, want exactly %s and %s", ssmInst, pu, pp),
 			len(ssmInst) == 4 && has(inst, "ssm:GetParameter "+pu, "ssm:GetParameter "+pp))
 		want(t, "the project's PARAMETER_STORE variables are not the push login",
@@ -346,11 +356,22 @@ func check(t *testing.T, name string, s *Stack) {
 		for g := range grants(s, "PullRequestBuildRole") {
 			ok := false
 			for _, p := range []string{"logs:", "codebuild:CreateReport", "codebuild:UpdateReport", "codebuild:BatchPutTestCases",
-				"codeconnections:GetConnection", "codestar-connections:GetConnection"} {
+				"codeconnections:GetConnection", "codestar-connections:GetConnection",
+				"codeconnections:UseConnection", "codestar-connections:UseConnection"} {
 				ok = ok || strings.HasPrefix(g, p)
 			}
 			want(t, "the pull-request role may "+g, ok)
 		}
+		// Issue 18 item 7: UseConnection (asked for when the project is created or updated).
+		want(t, "the pull-request role lacks UseConnection", len(actionsOn(s, "PullRequestBuildRole", "codeconnections:UseConnection"))+
+			len(actionsOn(s, "PullRequestBuildRole", "codestar-connections:UseConnection")) == 1)
+		// Issue 18 item 5: pull requests (from forks, by default) wait for a maintainer's comment.
+		pol := asMap(path(s.Resources["PullRequestProject"], "Properties", "Triggers", "PullRequestBuildPolicy"))
+		want(t, fmt.Sprintf("PullRequestBuildPolicy %v", pol), pol["RequiresCommentApproval"] == s.Params["PullRequestCommentApproval"] &&
+			(pol["RequiresCommentApproval"] == "DISABLED") == (pol["ApproverRoles"] == nil))
+		// Issue 18 item 7: no LOCAL_CUSTOM_CACHE for untrusted code.
+		prCache := fmt.Sprint(path(s.Resources["PullRequestProject"], "Properties", "Cache"))
+		want(t, "pull-request cache "+prCache, strings.Contains(prCache, "Type:LOCAL") && !strings.Contains(prCache, "LOCAL_CUSTOM_CACHE"))
 	} else {
 		_, ok := s.Resources["PullRequestProject"]
 		want(t, "PullRequestBuilds=false still makes the pull-request project", !ok)
@@ -378,9 +399,15 @@ func check(t *testing.T, name string, s *Stack) {
 		want(t, "no rollback on alarm: "+events, strings.Contains(events, "DEPLOYMENT_STOP_ON_ALARM"))
 		dims := fmt.Sprint(path(s.Resources["Target5xxAlarm"], "Properties", "Dimensions"))
 		want(t, "the 5xx alarm's dimensions "+dims, dims == "[map[Name:LoadBalancer Value:app/webapp-alb/50dc6c495c0c9188] map[Name:TargetGroup Value:<TrafficTargetGroup.TargetGroupFullName>]]")
+		// Issue 18: the build gets the target group's health path, to check it against the app's.
+		hc := path(s.Resources["TrafficTargetGroup"], "Properties", "HealthCheckPath")
+		want(t, fmt.Sprintf("BUILD_LB_HEALTH_CHECK_PATH %q, the target group checks %v", e["BUILD_LB_HEALTH_CHECK_PATH"], hc),
+			e["BUILD_LB_HEALTH_CHECK_PATH"] == fmt.Sprint("PLAINTEXT ", hc) && hc == s.Params["HealthCheckPath"])
 		attrs := fmt.Sprint(path(s.Resources["TrafficTargetGroup"], "Properties", "TargetGroupAttributes"))
 		want(t, "deregistration delay "+attrs, attrs == "[map[Key:deregistration_delay.timeout_seconds Value:15]]")
 	} else {
+		_, lbEnv := e["BUILD_LB_HEALTH_CHECK_PATH"]
+		want(t, "BUILD_LB_HEALTH_CHECK_PATH without a load balancer", !lbEnv)
 		want(t, "traffic control without a listener", path(dg, "DeploymentStyle", "DeploymentOption") == "WITHOUT_TRAFFIC_CONTROL" &&
 			path(dg, "LoadBalancerInfo") == nil && path(dg, "AlarmConfiguration") == nil && !strings.Contains(events, "ALARM"))
 	}
@@ -399,9 +426,20 @@ func check(t *testing.T, name string, s *Stack) {
 	// the pull-request checks never share it (LOCAL: untrusted code writes no tool the pipeline runs).
 	cache := fmt.Sprint(path(s.Resources["BuildProject"], "Properties", "Cache"))
 	want(t, "build project cache "+cache, cache == "map[Location:<ArtifactBucket>/codebuild-cache Type:S3]")
-	if pr, ok := s.Resources["PullRequestProject"]; ok {
-		prCache := fmt.Sprint(path(pr, "Properties", "Cache"))
-		want(t, "pull-request cache "+prCache, strings.Contains(prCache, "Type:LOCAL"))
+	// Issue 18 item 7: the instances read the deploy bundle, not the whole artifact bucket
+	// (source clones, the build's cache); the Build action's output is that artifact.
+	want(t, "the instance role reads more of the artifact bucket than the bundle: "+strings.Join(actionsOn(s, "InstanceRole", "s3:"), ", "),
+		has(inst, "s3:GetObject <ArtifactBucket.Arn>/*/Bundle/*") && len(actionsOn(s, "InstanceRole", "s3:")) == 2)
+	want(t, "the build's output artifact is not Bundle", strings.Contains(fmt.Sprint(s.Resources["Pipeline"]), "OutputArtifacts:[map[Name:Bundle]]"))
+	// Instances created by the stack: the launch template and the group, bound to the deployment group.
+	if s.Conditions["HasInstances"] {
+		want(t, "the deployment group does not target the Auto Scaling group", fmt.Sprint(path(dg, "AutoScalingGroups")) == "[<InstanceGroup>]")
+		lt := fmt.Sprint(s.Resources["InstanceLaunchTemplate"])
+		want(t, "launch template without the instance profile or IMDSv2", strings.Contains(lt, "Arn:<InstanceProfile.Arn>") && strings.Contains(lt, "HttpTokens:required"))
+		want(t, "the group's instances are not tagged for the deployment group",
+			fmt.Sprint(path(s.Resources["InstanceGroup"], "Properties", "Tags")) == "[map[Key:Application PropagateAtLaunch:true Value:webapp]]")
+	} else {
+		want(t, "the deployment group targets an Auto Scaling group without InstanceSubnetIds", path(dg, "AutoScalingGroups") == nil)
 	}
 	// Outputs: the optional ones exactly with their option.
 	for out, cond := range map[string]string{"EcrRepositoryUri": "UseEcr", "TargetGroupArn": "HasTrafficControl", "PullRequestProjectName": "HasPullRequestBuilds"} {
@@ -427,10 +465,18 @@ func TestRulesRefuseHalfSettings(t *testing.T) {
 		params map[string]string
 		err    string
 	}{
-		"pull user only": {map[string]string{"PullUsernameParameter": "/p/u"}, "rule PullLoginNeedsBoth"},
-		"listener only":  {map[string]string{"LoadBalancerListenerArn": listener}, "rule TrafficControlNeedsVpc"},
-		"bad base image": {map[string]string{"BaseImage": "Python:Latest"}, "parameter BaseImage"},
-		"bad email":      {map[string]string{"NotificationEmail": "nobody"}, "parameter NotificationEmail"},
+		"pull user only": {map[string]string{"PullPasswordParameter": ""}, "rule SsmLoginNeedsPullLogin"},
+		"no pull login":  {map[string]string{"PullUsernameParameter": "", "PullPasswordParameter": ""}, "rule SsmLoginNeedsPullLogin"},
+		"pull = push": {map[string]string{"PullUsernameParameter": "/webapp/registry/username",
+			"PullPasswordParameter": "/webapp/registry/password"}, "rule SsmLoginNeedsPullLogin"},
+		"listener only": {map[string]string{"LoadBalancerListenerArn": listener, "HealthCheckPath": "/healthz", "ListenerRulePriority": "10"}, "rule TrafficControlNeedsVpc"},
+		"listener without health path": {map[string]string{"LoadBalancerListenerArn": listener, "LoadBalancerVpcId": "vpc-0123456789abcdef0",
+			"ListenerRulePriority": "10"}, "rule TrafficControlNeedsHealthCheckPath"},
+		"listener without priority": {map[string]string{"LoadBalancerListenerArn": listener, "LoadBalancerVpcId": "vpc-0123456789abcdef0",
+			"HealthCheckPath": "/healthz"}, "rule TrafficControlNeedsPriority"},
+		"priority out of range": {map[string]string{"ListenerRulePriority": "50001"}, "parameter ListenerRulePriority"},
+		"bad base image":        {map[string]string{"BaseImage": "Python:Latest"}, "parameter BaseImage"},
+		"bad email":             {map[string]string{"NotificationEmail": "nobody"}, "parameter NotificationEmail"},
 	} {
 		all := map[string]string{}
 		for k, v := range required {
@@ -443,5 +489,47 @@ func TestRulesRefuseHalfSettings(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.err) {
 			t.Errorf("%s: err = %v, want %s", name, err, c.err)
 		}
+	}
+}
+
+// checkLifecycle: cosign's attachments (sha256-<hex>.sig/.att/.sbom) have a rule of their own,
+// evaluated first, so the last ("any") rule counts the builds' images only (issue 18 item 4).
+func checkLifecycle(t *testing.T, text string) {
+	t.Helper()
+	var lc struct {
+		Rules []struct {
+			RulePriority int `json:"rulePriority"`
+			Selection    struct {
+				TagStatus     string   `json:"tagStatus"`
+				TagPrefixList []string `json:"tagPrefixList"`
+				CountType     string   `json:"countType"`
+				CountNumber   int      `json:"countNumber"`
+			} `json:"selection"`
+			Action struct{ Type string } `json:"action"`
+		} `json:"rules"`
+	}
+	if err := json.Unmarshal([]byte(text), &lc); err != nil || len(lc.Rules) != 2 {
+		t.Fatalf("ECR lifecycle policy is not JSON with two rules: %v\n%s", err, text)
+	}
+	sig, img := lc.Rules[0].Selection, lc.Rules[1].Selection
+	want(t, fmt.Sprintf("attachments rule %+v", lc.Rules[0]), lc.Rules[0].RulePriority == 1 && sig.TagStatus == "tagged" &&
+		fmt.Sprint(sig.TagPrefixList) == "[sha256-]" && sig.CountType == "imageCountMoreThan" && sig.CountNumber == 1000)
+	want(t, fmt.Sprintf("images rule %+v", lc.Rules[1]), lc.Rules[1].RulePriority == 2 && img.TagStatus == "any" &&
+		img.CountType == "imageCountMoreThan" && img.CountNumber == 100)
+}
+
+// TestNamesFitLongStackNames: CodeStar notification rule names take at most 64 characters; they
+// were "<stack>-pipeline" and broke past 52-character stack names (issue 18 item 7).
+func TestNamesFitLongStackNames(t *testing.T) {
+	old := pseudo["AWS::StackName"]
+	pseudo["AWS::StackName"] = strings.Repeat("s", 128) // CloudFormation's longest
+	defer func() { pseudo["AWS::StackName"] = old }()
+	s := evaluate(t, nil)
+	names := map[string]bool{}
+	for _, r := range []string{"PipelineNotifications", "DeploymentNotifications"} {
+		name := fmt.Sprint(path(s.Resources[r], "Properties", "Name"))
+		want(t, fmt.Sprintf("%s name %q: %d characters, at most 64", r, name, len(name)), len(name) <= 64)
+		want(t, r+" name is not unique", !names[name])
+		names[name] = true
 	}
 }
