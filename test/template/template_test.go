@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/acme/webapp-pipeline/dev/cfn"
 )
 
 // The parameter combinations a stack can be created with, each on top of the defaults. Run with
@@ -74,27 +76,8 @@ type Statement struct {
 	Condition          string
 }
 
-func strs(v any) []string {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case []any:
-		var out []string
-		for _, i := range x {
-			out = append(out, fmt.Sprint(i))
-		}
-		return out
-	default:
-		return []string{fmt.Sprint(x)}
-	}
-}
-
-func path(v any, keys ...string) any {
-	for _, k := range keys {
-		v = asMap(v)[k]
-	}
-	return v
-}
+// path walks nested maps by key (dev/cfn.Path).
+var path = cfn.Path
 
 // statements are a role's inline policy statements, plus its managed policies as statements
 // named "managed".
@@ -111,10 +94,10 @@ func statements(s *Stack, role string) []Statement {
 				c = fmt.Sprint(m["Condition"])
 			}
 			out = append(out, Statement{Sid: fmt.Sprint(m["Sid"]), Effect: fmt.Sprint(m["Effect"]),
-				Actions: strs(m["Action"]), Resources: strs(m["Resource"]), Condition: c})
+				Actions: cfn.Strings(m["Action"]), Resources: cfn.Strings(m["Resource"]), Condition: c})
 		}
 	}
-	for _, arn := range strs(path(r, "Properties", "ManagedPolicyArns")) {
+	for _, arn := range cfn.Strings(path(r, "Properties", "ManagedPolicyArns")) {
 		out = append(out, Statement{Sid: "managed", Effect: "Allow", Actions: []string{"(managed policy)"}, Resources: []string{arn}})
 	}
 	return out
