@@ -235,9 +235,24 @@ func check(t *testing.T, name string, s *Stack) {
 	build, inst, pipe := grants(s, "CodeBuildRole"), grants(s, "InstanceRole"), grants(s, "CodePipelineRole")
 
 	// Invariants: no wildcard action; "*" only for ecr:GetAuthorizationToken; no role can
-	// write to SSM, KMS or IAM.
+	// write to SSM, KMS or IAM. The one exception: CodeDeploy's role, when the stack creates
+	// the instances from a launch template, launches and tags them and passes them their role
+	// (CodeDeploy's service-role guide), and only then.
+	launch := map[string]bool{"ec2:RunInstances *": true, "ec2:CreateTags *": true, "iam:PassRole <InstanceRole.Arn>": true}
+	for g := range grants(s, "CodeDeployRole") {
+		if launch[g] {
+			want(t, "CodeDeployRole may "+g+" without HasInstances", s.Conditions["HasInstances"])
+		}
+	}
+	if s.Conditions["HasInstances"] {
+		want(t, "CodeDeployRole lacks the launch template's ec2:RunInstances, ec2:CreateTags, iam:PassRole",
+			has(grants(s, "CodeDeployRole"), "ec2:RunInstances *", "ec2:CreateTags *", "iam:PassRole <InstanceRole.Arn>"))
+	}
 	for _, role := range roles(s) {
 		for g := range grants(s, role) {
+			if role == "CodeDeployRole" && launch[g] {
+				continue
+			}
 			a, r, _ := strings.Cut(g, " ")
 			want(t, role+" grants a wildcard action: "+g, !strings.Contains(a, "*"))
 			want(t, role+` grants on "*" more than ecr:GetAuthorizationToken: `+g, r != "*" || a == "ecr:GetAuthorizationToken")
