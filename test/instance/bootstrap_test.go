@@ -3,7 +3,7 @@
 // signed build onto what it installed.
 //
 // What is real: the bootstrap script, unmodified; apt and every Debian package it installs from the
-// Debian mirror (docker.io, ruby, awscli, and the agent's Ruby gems); the CodeDeploy agent v1.8.1
+// Debian mirror (docker.io, ruby, awscli, and the agent's Ruby gems); the CodeDeploy agent (CODEDEPLOY_AGENT_VERSION)
 // (the peers' tarball, unmodified) running the deployment inside the chroot; the chroot's own
 // docker CLI, aws CLI and the cosign the bootstrap installed, run by the hooks; the image, built and
 // signed by cmd/build with the dev environment's KMS key.
@@ -313,8 +313,10 @@ func TestBootstrapOnAFreshRootfsThenDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dl.files["/codedeploy/install"] = bytes.ReplaceAll(installer, []byte("@BASE_URL@"), []byte(dl.srv.URL+"/codedeploy"))
-	for _, f := range []string{"install-codedeploy-local.sh", "aws-codedeploy-agent-1.8.1.tar.gz", "docopt.rb-0.5.0.tar.gz"} {
+	agent := versions(t)["CODEDEPLOY_AGENT_VERSION"] // the peers' agent the dev env installs too
+	installer = bytes.ReplaceAll(installer, []byte("@BASE_URL@"), []byte(dl.srv.URL+"/codedeploy"))
+	dl.files["/codedeploy/install"] = bytes.ReplaceAll(installer, []byte("@AGENT_VERSION@"), []byte(agent))
+	for _, f := range []string{"install-codedeploy-local.sh", "aws-codedeploy-agent-" + agent + ".tar.gz", "docopt.rb-0.5.0.tar.gz"} {
 		if dl.files["/codedeploy/"+f], err = os.ReadFile(filepath.Join(peers, f)); err != nil {
 			t.Fatal(err)
 		}

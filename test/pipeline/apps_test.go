@@ -51,8 +51,10 @@ func TestBringYourOwnApp(t *testing.T) {
 
 			work, port := t.TempDir(), freePort(t)
 			t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", c.name).Run() })
-			// the clone's branch: the checkout the test runs from (main in CI, a topic branch elsewhere)
-			branch := strings.TrimSpace(run(t, scratch, "git", "rev-parse", "--abbrev-ref", "HEAD"))
+			// a branch of the scratch clone's own at its tip: the checkout the test runs from may be
+			// main, a topic branch or a detached commit (then rev-parse would say "HEAD")
+			branch := "pipeline-test"
+			run(t, scratch, "git", "checkout", "-q", "-B", branch)
 			cmd := exec.Command(bin, "--repo", scratch, "--branch", branch, "--work", work, "--port", fmt.Sprint(port))
 			start := time.Now()
 			out, err := cmd.CombinedOutput()

@@ -65,7 +65,8 @@ func TestParameterMatrix(t *testing.T) {
 	run(t, root, "go", "build", "-o", bin, "./cmd/pipeline")
 	scratch := filepath.Join(t.TempDir(), "repo")
 	run(t, root, "git", "clone", "-q", "--no-hardlinks", root, scratch)
-	branch := strings.TrimSpace(run(t, scratch, "git", "rev-parse", "--abbrev-ref", "HEAD"))
+	branch := "pipeline-test" // the tip, on a branch even when the checkout is a detached commit
+	run(t, scratch, "git", "checkout", "-q", "-B", branch)
 	work, port, lbPort := t.TempDir(), freePort(t), freePort(t)
 	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "webapp").Run() })
 
