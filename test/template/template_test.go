@@ -69,12 +69,8 @@ func evaluate(t *testing.T, params map[string]string) *Stack {
 	return s
 }
 
-// Statement is one evaluated IAM statement.
-type Statement struct {
-	Sid, Effect        string
-	Actions, Resources []string
-	Condition          string
-}
+// Statement is one evaluated IAM statement (dev/cfn's).
+type Statement = cfn.Statement
 
 // path walks nested maps by key (dev/cfn.Path).
 var path = cfn.Path
@@ -82,22 +78,8 @@ var path = cfn.Path
 // statements are a role's inline policy statements, plus its managed policies as statements
 // named "managed".
 func statements(s *Stack, role string) []Statement {
-	r := s.Resources[role]
-	var out []Statement
-	policies, _ := path(r, "Properties", "Policies").([]any)
-	for _, p := range policies {
-		list, _ := path(p, "PolicyDocument", "Statement").([]any)
-		for _, st := range list {
-			m := asMap(st)
-			c := ""
-			if m["Condition"] != nil {
-				c = fmt.Sprint(m["Condition"])
-			}
-			out = append(out, Statement{Sid: fmt.Sprint(m["Sid"]), Effect: fmt.Sprint(m["Effect"]),
-				Actions: cfn.Strings(m["Action"]), Resources: cfn.Strings(m["Resource"]), Condition: c})
-		}
-	}
-	for _, arn := range cfn.Strings(path(r, "Properties", "ManagedPolicyArns")) {
+	out := cfn.Statements(s, role)
+	for _, arn := range cfn.Strings(path(s.Resources[role], "Properties", "ManagedPolicyArns")) {
 		out = append(out, Statement{Sid: "managed", Effect: "Allow", Actions: []string{"(managed policy)"}, Resources: []string{arn}})
 	}
 	return out
