@@ -9,6 +9,8 @@
 # State it keeps between runs (what "warm" means for it): the venv and pip cache under
 # $BASELINE_CACHE (default /var/cache/webapp-bench/baseline), dockerd's layer cache.
 # BASELINE_DOCKERFILE: the Dockerfile to build (default: bench/Dockerfile.baseline).
+# BASELINE_BASE: the base image it builds on (default: the mirror's python:3.13-slim; bench's fresh
+# scenario gives each run a new tag of it).
 # BASELINE_EQUAL=1: the same work as the Dagger build, not just the seed's: the image also runs
 # (a smoke test: GET /healthz until it answers, 30 s at most), syft writes its SBOM (CycloneDX),
 # and cosign signs the pushed digest with the KMS key and attaches the SBOM. Tools and key from
@@ -52,11 +54,14 @@ main() {
   find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
   cat /usr/local/share/ca-certificates/*.crt > "$ctx/ca.crt" 2>/dev/null || : > "$ctx/ca.crt"
   cp "${BASELINE_DOCKERFILE:-$here/Dockerfile.baseline}" "$ctx/Dockerfile"
-  docker build -q --build-arg BASE=127.0.0.1:5000/library/python:3.13-slim -t "$tag" "$ctx" >/dev/null
+  docker build -q --build-arg BASE="${BASELINE_BASE:-127.0.0.1:5000/library/python:3.13-slim}" -t "$tag" "$ctx" >/dev/null
   [ "${BASELINE_EQUAL:-0}" != 1 ] || smoke "$tag"
   docker push -q "$tag" >/dev/null
   local ref
-  ref=$(docker image inspect -f '{{index .RepoDigests 0}}' "$tag")
+  # this repository's digest: an image identical to one pushed elsewhere before (the same
+  # cached layers) lists that repository's digest too, maybe first
+  ref=$(docker image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$tag" | grep -m1 "^${tag%:*}@") \
+    || die "docker push $tag left no digest of ${tag%:*}"
   [ "${BASELINE_EQUAL:-0}" != 1 ] || attest "$ref" "$ctx"
   say "pushed $ref"
   echo "$ref" >&3

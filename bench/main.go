@@ -16,7 +16,9 @@
 // revision and times from the commit (no SOURCE_DATE_EPOCH), so a code
 // change is a new commit, not the same one with other bytes.
 //
-// Scenarios (each run times the whole command, process start to exit):
+// Scenarios (each run times the whole command, process start to exit; the
+// three tools take turns run by run, so a change in the shared machine's
+// load falls on all of them):
 //
 //	cold      empty caches: the engine's local cache pruned (base image,
 //	          pip cache volume, every layer) and the build's memo emptied;
@@ -24,6 +26,16 @@
 //	          pulled base image removed. It prunes the SHARED dev engine and
 //	          dockerd's images: only with -prune-shared-caches (nobody else
 //	          building), never by default
+//	fresh     cold caches on a base image held locally: before each run a new
+//	          tag of the mirror's base image with an env variable of its own (a new
+//	          image id, the same layer) becomes the base image of the tool
+//	          (BUILD_BASE_IMAGE, BASELINE_BASE), so every cached step keyed on
+//	          it misses: the engine's execs, the pip cache volume (named by the
+//	          base), dockerd's layer cache; the build's memo, the baselines'
+//	          venv and pip cache are emptied as for cold. Both sides hold the
+//	          base's layer already (the engine's content store, dockerd's
+//	          images): like for like, and nothing shared is pruned (each run
+//	          leaves its tag on the mirror: a manifest and a config, ~2 KB)
 //	nochange  rebuild with nothing changed (after one untimed warm-up build):
 //	          cmd/build finds its out dir up to date and contacts nothing
 //	nochange-force
@@ -62,6 +74,7 @@ import (
 
 var (
 	imageBuild    string
+	platforms     string // -platforms: the Dagger build's BUILD_PLATFORMS
 	onlyScenarios = map[string]bool{}
 	pruneShared   bool
 )
@@ -80,6 +93,7 @@ func main() {
 	runs := flag.Int("runs", 3, "timed runs per warm scenario")
 	coldRuns := flag.Int("cold-runs", 2, "timed runs of the cold scenario")
 	out := flag.String("out", filepath.Join("bench", "results", time.Now().UTC().Format("2006-01-02T150405Z")+".md"), "table file")
+	flag.StringVar(&platforms, "platforms", "", "the Dagger build's platforms (BUILD_PLATFORMS, e.g. linux/amd64,linux/arm64: an image index, the foreign one built and smoke-tested under emulation); the baselines build the host's only. \"\": the contract's default, the host's")
 	flag.StringVar(&imageBuild, "image-build", "native", "how the Dagger build makes the image: native, or dockerfile (bench/Dockerfile.app in app/; the baselines docker-build the same file)")
 	only := flag.String("scenarios", "", "comma-separated scenarios to run (default: all; cold only with -prune-shared-caches)")
 	flag.BoolVar(&pruneShared, "prune-shared-caches", false, "cold: prune the dev engine's whole cache and dockerd's bench images (no one else may be building)")
@@ -160,8 +174,11 @@ func run(runs, coldRuns int, outFile string) error {
 		return err
 	}
 	var daggerEnv, baselineEnv []string
+	if platforms != "" {
+		daggerEnv = append(daggerEnv, "BUILD_PLATFORMS="+platforms)
+	}
 	if imageBuild == "dockerfile" {
-		daggerEnv = []string{"BUILD_IMAGE_BUILD=dockerfile"}
+		daggerEnv = append(daggerEnv, "BUILD_IMAGE_BUILD=dockerfile")
 		baselineEnv = []string{"BASELINE_DOCKERFILE=" + filepath.Join(repo, "bench", "Dockerfile.app")}
 	}
 	bin := filepath.Join(work, "build")
@@ -189,11 +206,15 @@ func run(runs, coldRuns int, outFile string) error {
 	// here so that cold can empty it too.
 	memoDir := filepath.Join(work, "build-memo")
 	n := 0
+	bases := map[string]string{} // a tool's base image for its next build (fresh), "" = the default
 	daggerBuild := func(extra ...string) (string, error) {
 		args := append([]string{"all", "--out", filepath.Join(work, "dist")}, extra...)
 		// As CodeBuild: the revision and the times come from the checkout's HEAD.
 		env := append([]string{"BUILD_IMAGE_REPO=" + repos["dagger"], "SOURCE_DATE_EPOCH=", "CODEBUILD_RESOLVED_SOURCE_VERSION=",
 			"BUILD_CACHE_DIR=" + memoDir}, daggerEnv...)
+		if b := bases["dagger"]; b != "" {
+			env = append(env, "BUILD_BASE_IMAGE="+b)
+		}
 		out, err := sh(src, env, bin, args...)
 		return strings.TrimSpace(out), err
 	}
@@ -201,6 +222,9 @@ func run(runs, coldRuns int, outFile string) error {
 		return func(...string) (string, error) {
 			n++
 			env := append(append([]string{"BASELINE_CACHE=" + filepath.Join(work, name+"-cache")}, env...), baselineEnv...)
+			if b := bases[name]; b != "" {
+				env = append(env, "BASELINE_BASE="+b)
+			}
 			out, err := sh(src, env, filepath.Join(repo, "bench", "baseline.sh"), src, fmt.Sprintf("%s:bench-%d", repos[name], n))
 			return strings.TrimSpace(out), err
 		}
@@ -250,14 +274,20 @@ func run(runs, coldRuns int, outFile string) error {
 		name    string
 		build   func(extra ...string) (string, error)
 		coldify func() error
+		fresh   func(base string) // the next build's base image ("": the default)
 	}
 	tools := []tool{
-		{"dagger", daggerBuild, pruneEngine},
-		{"plain", baseline("plain"), pruneBaseline("plain")},
-		{"equal", baseline("equal", "BASELINE_EQUAL=1"), pruneBaseline("equal")},
+		{"dagger", daggerBuild, pruneEngine, nil},
+		{"plain", baseline("plain"), pruneBaseline("plain"), nil},
+		{"equal", baseline("equal", "BASELINE_EQUAL=1"), pruneBaseline("equal"), nil},
+	}
+	for i := range tools {
+		name := tools[i].name
+		tools[i].fresh = func(base string) { bases[name] = base }
 	}
 	scenarios := []scenario{
 		{name: "cold", what: "empty caches", runs: coldRuns},
+		{name: "fresh", what: "cold caches on a base image both sides hold: a new tag of it", runs: coldRuns},
 		{name: "nochange", what: "nothing changed", runs: runs, prepare: func(int) error { return nil }},
 		// The same, with the up-to-date check off: every step asked of the warm engine.
 		{name: "nochange-force", what: "nothing changed, Dagger with --force", runs: runs, prepare: func(int) error { return nil },
@@ -289,7 +319,7 @@ func run(runs, coldRuns int, outFile string) error {
 		results[sc.name] = map[string][]float64{}
 		wires[sc.name] = map[string][]wire{}
 		for _, tl := range tools {
-			if sc.name != "cold" { // warm-up, untimed
+			if sc.name != "cold" && sc.name != "fresh" { // warm-up, untimed
 				ref, err := tl.build()
 				if err != nil {
 					return fmt.Errorf("%s warm-up: %w", tl.name, err)
@@ -299,16 +329,40 @@ func run(runs, coldRuns int, outFile string) error {
 				}
 				last[tl.name] = ref
 			}
-			for r := 0; r < sc.runs; r++ {
-				if sc.name == "cold" {
-					if err := git("commit", "-q", "--allow-empty", "-m", "bench: cold"); err != nil {
+		}
+		// The tools take turns, run by run (each run its own change and
+		// commit): a change in the shared machine's load during a scenario
+		// falls on all three alike, not on whichever ran then.
+		for r := 0; r < sc.runs; r++ {
+			for _, tl := range tools {
+				if sc.name == "cold" || sc.name == "fresh" {
+					if err := git("commit", "-q", "--allow-empty", "-m", "bench: "+sc.name); err != nil {
 						return err
 					}
+				}
+				if sc.name == "fresh" {
+					var plats []string // the Dagger build's platforms need an index of them
+					if tl.name == "dagger" && strings.Contains(platforms, ",") {
+						plats = strings.Split(platforms, ",")
+					}
+					base, err := freshBase(fmt.Sprintf("%d-%s-%d", stamp, tl.name, r+1), plats)
+					if err != nil {
+						return err
+					}
+					tl.fresh(base)
+					os.RemoveAll(memoDir)
+					os.RemoveAll(filepath.Join(work, tl.name+"-cache"))
+				}
+				switch sc.name {
+				case "cold":
 					if err := tl.coldify(); err != nil {
 						return fmt.Errorf("%s: empty the caches: %w", tl.name, err)
 					}
-				} else if err := sc.prepare(r); err != nil {
-					return err
+				case "fresh": // made above
+				default:
+					if err := sc.prepare(r); err != nil {
+						return err
+					}
 				}
 				var extra []string
 				if tl.name == "dagger" {
@@ -316,6 +370,7 @@ func run(runs, coldRuns int, outFile string) error {
 				}
 				start := time.Now()
 				ref, err := tl.build(extra...)
+				tl.fresh("")
 				if err != nil {
 					return fmt.Errorf("%s %s run %d: %w", tl.name, sc.name, r+1, err)
 				}
@@ -343,6 +398,48 @@ func run(runs, coldRuns int, outFile string) error {
 	return write(outFile, scenarios, results, wires, loadStart, loadEnd, last, floor)
 }
 
+// freshBase tags the mirror's base image anew with an environment variable
+// of its own (a new config, so a new image id; the same layer) and returns
+// the tag: a base image no cache has built on, whose layer both the engine
+// and dockerd hold. (A label would not do: the engine keys an image by its
+// layers, and every exec by its environment too.)
+//
+// With more than one platform, each platform's image is made anew so and
+// the tag is an index of them (crane mutate of an index gives one image).
+func freshBase(label string, platforms []string) (string, error) {
+	mirror := os.Getenv("WEBAPP_DEV_MIRROR")
+	if mirror == "" {
+		return "", fmt.Errorf("fresh: WEBAPP_DEV_MIRROR is not set: source /run/webapp-dev/env")
+	}
+	crane := os.Getenv("WEBAPP_DEV_CRANE")
+	tag := mirror + "/library/python:bench-fresh-" + label
+	mutate := func(to string, platform ...string) error {
+		args := []string{"mutate", "--insecure", "--env", "BENCH_FRESH=" + label, mirror + "/library/python:3.13-slim", "-t", to}
+		if len(platform) > 0 {
+			args = append(args, "--platform", platform[0])
+		}
+		if _, err := sh("", nil, crane, args...); err != nil {
+			return fmt.Errorf("fresh: tag the base image anew: %w", err)
+		}
+		return nil
+	}
+	if len(platforms) < 2 {
+		return tag, mutate(tag)
+	}
+	args := []string{"index", "append", "--insecure", "--docker-empty-base", "-t", tag}
+	for _, p := range platforms {
+		one := tag + "-" + strings.ReplaceAll(p, "/", "-")
+		if err := mutate(one, p); err != nil {
+			return "", err
+		}
+		args = append(args, "-m", one)
+	}
+	if _, err := sh("", nil, crane, args...); err != nil {
+		return "", fmt.Errorf("fresh: an index of the platforms' new images: %w", err)
+	}
+	return tag, nil
+}
+
 // manifest is an image manifest as the registry serves it.
 type manifest struct {
 	Config struct {
@@ -364,18 +461,70 @@ func getManifest(ref string) (manifest, int64, error) {
 	return m, int64(len(strings.TrimSpace(out))), json.Unmarshal([]byte(out), &m)
 }
 
+// platformRefs is ref's images: ref itself, or each image of an index (by digest).
+func platformRefs(ref string) ([]string, int64, error) {
+	out, err := sh("", nil, os.Getenv("WEBAPP_DEV_CRANE"), "manifest", "--insecure", ref)
+	if err != nil {
+		return nil, 0, err
+	}
+	var idx struct {
+		Manifests []struct {
+			Digest   string
+			Platform struct{ OS, Architecture string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &idx); err != nil || len(idx.Manifests) == 0 {
+		return []string{ref}, 0, err
+	}
+	repo := ref[:strings.LastIndex(ref, "@")]
+	var refs []string
+	for _, d := range idx.Manifests {
+		refs = append(refs, repo+"@"+d.Digest)
+	}
+	return refs, int64(len(strings.TrimSpace(out))), nil
+}
+
+// hostImage is what an instance of this machine's platform pulls of ref:
+// ref, or its image for linux/GOARCH when it is an index.
+func hostImage(ref string) (string, error) {
+	if ref == "" {
+		return "", nil
+	}
+	out, err := sh("", nil, os.Getenv("WEBAPP_DEV_CRANE"), "digest", "--insecure", "--platform", "linux/"+runtime.GOARCH, ref)
+	if err != nil {
+		return "", err
+	}
+	return ref[:strings.LastIndex(ref, "@")] + "@" + strings.TrimSpace(out), nil
+}
+
 // pushed is what a push of ref uploaded: its manifest and the blobs the
 // repository did not hold (known, updated). A push asks the registry for
 // each blob first and sends only the missing ones (docker and
 // go-containerregistry alike).
 func pushed(ref string, known map[string]bool) (int64, error) {
-	m, size, err := getManifest(ref)
-	if err != nil {
-		return 0, err
-	}
 	dig := ref[strings.LastIndex(ref, "@")+1:]
 	if known[dig] {
 		return 0, nil // the same image again (up to date): nothing sent
+	}
+	refs, indexSize, err := platformRefs(ref)
+	if err != nil {
+		return 0, err
+	}
+	if len(refs) > 1 || refs[0] != ref { // an index: itself, and what each of its images sent
+		known[dig] = true
+		total := indexSize
+		for _, r := range refs {
+			n, err := pushed(r, known)
+			if err != nil {
+				return 0, err
+			}
+			total += n
+		}
+		return total, nil
+	}
+	m, size, err := getManifest(ref)
+	if err != nil {
+		return 0, err
 	}
 	known[dig] = true
 	total := size
@@ -408,6 +557,12 @@ var pullDone = regexp.MustCompile(`(?m)^([0-9a-f]{12}): Pull complete`)
 // dev dockerd is also where the baselines build, so it holds their layers
 // already: only the Dagger image's figure is an instance's there.
 func pulled(prev, ref string) (manifestDiff, dockerPulled int64, err error) {
+	if ref, err = hostImage(ref); err != nil {
+		return 0, 0, err
+	}
+	if prev, err = hostImage(prev); err != nil {
+		return 0, 0, err
+	}
 	m, _, err := getManifest(ref)
 	if err != nil {
 		return 0, 0, err
@@ -493,6 +648,10 @@ type imageSize struct{ compressed, unpacked int64 }
 // sizes: compressed from the registry manifest, unpacked from dockerd after a pull.
 func sizes(ref string) (imageSize, error) {
 	var s imageSize
+	ref, err := hostImage(ref)
+	if err != nil {
+		return s, err
+	}
 	m, _, err := getManifest(ref)
 	if err != nil {
 		return s, err

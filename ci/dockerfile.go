@@ -30,6 +30,7 @@ func DockerfileImage(src *dagger.Directory, o ImageOpts) *dagger.Container {
 		args = append(args, dagger.BuildArg{Name: k, Value: o.App.BuildArgs[k]})
 	}
 	ctr := src.DockerBuild(dagger.DirectoryDockerBuildOpts{
+		Platform:   o.Platform, // "": the engine's own; another runs its RUN steps under emulation
 		Dockerfile: o.App.Dockerfile,
 		Target:     o.App.Target,
 		BuildArgs:  args,

@@ -1,10 +1,13 @@
 package ci
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +39,38 @@ type ImageOpts struct {
 	// changes only code then leaves that layer's bytes, and its digest, as
 	// they were: pushed once, pulled once, scanned once.
 	DepsEpoch int64
+	// Platform is the image's platform ("linux/arm64"); "" is the engine's
+	// own, and the graph is then exactly a single-platform build's. Only
+	// what must run on the image's platform runs under emulation (the
+	// dependency install and its bytecode; a Dockerfile's RUN steps): the
+	// slimming and the layout writing run on the engine's platform.
+	Platform dagger.Platform
+	// BaseLayer is the runtime base as a layer (layer.tar.gz and
+	// layer.json: digest, size, diff_id), when the caller kept it from an
+	// earlier build of the same base image, platform and tools
+	// (BaseLayerTools); nil makes it here: RuntimeBase, then oci.py (the
+	// slimming and a gzip of ~56 MB, seconds on every cold engine, as
+	// CodeBuild's always is). The bytes are the same either way.
+	BaseLayer *dagger.Directory
+}
+
+// OCIPlatform is the image config's and the index's platform fields for p
+// ("linux/arm64" is arm64 variant v8, as the official images and containerd
+// name it); nil for "" (oci.py names the engine's own platform).
+func OCIPlatform(p dagger.Platform) map[string]string {
+	if p == "" {
+		return nil
+	}
+	osName, arch, _ := strings.Cut(string(p), "/")
+	arch, variant, _ := strings.Cut(arch, "/")
+	out := map[string]string{"os": osName, "architecture": arch}
+	if arch == "arm64" && variant == "" {
+		variant = "v8"
+	}
+	if variant != "" {
+		out["variant"] = variant
+	}
+	return out
 }
 
 func (o ImageOpts) epoch() int64 { return o.SourceDateEpoch }
@@ -81,6 +116,18 @@ func toolsDir(c *dagger.Client) *dagger.Directory {
 	return d
 }
 
+// BaseLayerTools names the tools that make the runtime base layer from the
+// base image (slim.py, oci.py): with the base image's digest and the
+// platform, what decides the layer's bytes (a key for ImageOpts.BaseLayer).
+func BaseLayerTools() string {
+	h := sha256.New()
+	for _, name := range []string{"slim.py", "oci.py"} {
+		b, _ := scripts.ReadFile("scripts/" + name) // embedded: cannot fail
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // toolbox is the base image with the tools at /ci: where layers are written.
 func toolbox(c *dagger.Client, baseImage string) *dagger.Container {
 	return c.Container().From(baseImage).
@@ -94,44 +141,72 @@ func toolbox(c *dagger.Client, baseImage string) *dagger.Container {
 // (the list is in scripts/slim.py). python3 and its libraries, dash, id, CA
 // certificates and tzdata stay, and /var/lib/dpkg/status with the stanzas of
 // the packages that stay (syft lists them in the SBOM).
-func RuntimeBase(c *dagger.Client, baseImage string) *dagger.Directory {
+//
+// platform is the base image's manifest whose root filesystem is slimmed
+// ("": the engine's own); slim.py itself runs on the engine's platform (it
+// only reads and removes files).
+func RuntimeBase(c *dagger.Client, baseImage string, platform dagger.Platform) *dagger.Directory {
 	return toolbox(c, baseImage).
-		WithMountedDirectory("/rootfs", c.Container().From(baseImage).Rootfs()).
+		WithMountedDirectory("/rootfs", from(c, baseImage, platform).Rootfs()).
 		WithExec([]string{"python3", "/ci/slim.py", "/rootfs"}).
 		Directory("/rootfs")
 }
 
-// RuntimeVenv is /opt/venv with ONLY the app's runtime dependencies, built
-// in its own container (no pip cache, no dev tools, not even pip in it).
+// runtimeVenvLayer is /opt/venv with ONLY the app's runtime dependencies,
+// built in its own container (no pip cache, no dev tools, not even pip in
+// it), as one deterministic layer (layer's output) whose mtimes are epoch.
 // Bytecode is compiled with unchecked-hash invalidation (no source mtimes in
 // the .pyc files) and a fixed hash seed (same bytes every time).
-func RuntimeVenv(c *dagger.Client, app contract.App, src *dagger.Directory) *dagger.Directory {
-	build := venv(c, app.BaseImage).
+func runtimeVenvLayer(c *dagger.Client, app contract.App, src *dagger.Directory, epoch int64, platform dagger.Platform) *dagger.Directory {
+	build := venv(c, app.BaseImage, platform).
 		WithEnvVariable("PIP_NO_COMPILE", "1").
 		WithEnvVariable("UV_COMPILE_BYTECODE", "0").
 		WithDirectory("/build", depFiles(c, app, src)).
 		WithWorkdir("/build")
-	// One exec (a container start less on every dependency change): pip
-	// goes (nothing installs at run time), then the bytecode is compiled,
-	// with a fixed hash seed: set and frozenset constants are marshalled in
-	// hash order, so with a random seed the same source gives other .pyc bytes.
-	return installDeps(c, build, app, false).
+	// One exec after the install (a container start, and a copy of the venv
+	// into the next one, less on every dependency change): pip goes (nothing
+	// installs at run time), the bytecode is compiled with a fixed hash
+	// seed (set and frozenset constants are marshalled in hash order, so with
+	// a random seed the same source gives other .pyc bytes), and oci.py
+	// writes the tree as the layer, every mtime epoch.
+	return installDeps(c, checkMachine(build, platform), app, false).
 		WithEnvVariable("PYTHONHASHSEED", "0").
-		WithExec([]string{"sh", "-c", `python -m pip uninstall -q -y pip && python -m compileall -f -q -j 1 --invalidation-mode unchecked-hash "$0"/lib`, VenvDir}).
-		Directory(VenvDir)
+		WithMountedDirectory("/ci", toolsDir(c)).
+		WithExec([]string{"sh", "-c", `python -m pip uninstall -q -y pip && ` +
+			`python -m compileall -f -q -j 1 --invalidation-mode unchecked-hash "$0"/lib && ` +
+			`python3 /ci/oci.py layer "$0" "$0" "$1" /out`, VenvDir, strconv.FormatInt(epoch, 10)}).
+		Directory("/out")
 }
 
-// layer is dir as one deterministic gzip layer under prefix: a directory with
-// layer.tar.gz and layer.json (digest, size, diff_id). Owners and modes are
-// kept as they are in dir; mtimes become epoch, or stay as they are in dir
-// with keepTimes (the base image's own).
-func layer(c *dagger.Client, baseImage string, dir *dagger.Directory, prefix string, epoch int64) *dagger.Directory {
-	return layerTimed(c, baseImage, dir, prefix, strconv.FormatInt(epoch, 10))
+// machines are the machine names (uname -m) of the platforms' binaries.
+var machines = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
+
+// WrongMachine is how checkMachine's exec says that the base image's binaries
+// are of another platform than the one asked: "base image runs x86_64, not aarch64".
+var WrongMachine = regexp.MustCompile(`base image runs ([a-z0-9_]+), not ([a-z0-9_]+)`)
+
+// checkMachine fails ctr (the base image for another platform than the
+// engine's) when its python is not that platform's: a registry that serves
+// one image manifest, not an index, gives it for every platform asked, and
+// its binaries would then run natively and fill the venv with the wrong
+// wheels. Nothing for the engine's own platform (platform ""): that graph
+// stays the single-platform one.
+func checkMachine(ctr *dagger.Container, platform dagger.Platform) *dagger.Container {
+	want := machines[OCIPlatform(platform)["architecture"]]
+	if platform == "" || want == "" {
+		return ctr
+	}
+	return ctr.WithExec([]string{"sh", "-c", `m=$(python3 -c 'import platform; print(platform.machine())') && ` +
+		`if [ "$m" != "$0" ]; then echo "base image runs $m, not $0" >&2; exit 3; fi`, want})
 }
 
 // keepTimes is oci.py's EPOCH for "keep every file's own mtime".
 const keepTimes = "keep"
 
+// layerTimed is dir as one deterministic gzip layer under prefix: a
+// directory with layer.tar.gz and layer.json (digest, size, diff_id). Owners
+// and modes are kept as they are in dir; mtimes become epoch (unix seconds),
+// or stay as they are in dir with keepTimes (the base image's own).
 func layerTimed(c *dagger.Client, baseImage string, dir *dagger.Directory, prefix, epoch string) *dagger.Directory {
 	return toolbox(c, baseImage).
 		WithMountedDirectory("/in", dir).
@@ -141,10 +216,11 @@ func layerTimed(c *dagger.Client, baseImage string, dir *dagger.Directory, prefi
 
 // imageSpec is the input of `oci.py image`.
 type imageSpec struct {
-	Epoch   int64          `json:"epoch"`
-	Created string         `json:"created"`
-	Config  map[string]any `json:"config"`
-	Layers  []layerSpec    `json:"layers"`
+	Epoch    int64             `json:"epoch"`
+	Platform map[string]string `json:"platform,omitempty"` // os, architecture, variant ("": the engine's)
+	Created  string            `json:"created"`
+	Config   map[string]any    `json:"config"`
+	Layers   []layerSpec       `json:"layers"`
 }
 
 type layerSpec struct {
@@ -193,8 +269,9 @@ func nativeImage(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.C
 	code := c.Directory().WithDirectory(".", src, dagger.DirectoryWithDirectoryOpts{Exclude: runtimeExclude})
 	labels := o.labels()
 	spec := imageSpec{
-		Epoch:   epoch,
-		Created: labels["org.opencontainers.image.created"],
+		Epoch:    epoch,
+		Platform: OCIPlatform(o.Platform),
+		Created:  labels["org.opencontainers.image.created"],
 		Config: map[string]any{
 			"User":         User,
 			"ExposedPorts": map[string]any{fmt.Sprintf("%d/tcp", app.Port): map[string]any{}},
@@ -222,9 +299,13 @@ func nativeImage(c *dagger.Client, src *dagger.Directory, o ImageOpts) *dagger.C
 	}
 	specJSON, _ := json.Marshal(spec) // maps marshal with sorted keys
 	base := app.BaseImage
+	baseLayer := o.BaseLayer
+	if baseLayer == nil {
+		baseLayer = layerTimed(c, base, RuntimeBase(c, base, o.Platform), "", keepTimes)
+	}
 	return toolbox(c, base).
-		WithMountedDirectory("/layers/0", layerTimed(c, base, RuntimeBase(c, base), "", keepTimes)).
-		WithMountedDirectory("/layers/1", layer(c, base, RuntimeVenv(c, app, src).WithTimestamps(int(o.depsEpoch())), VenvDir, o.depsEpoch())).
+		WithMountedDirectory("/layers/0", baseLayer).
+		WithMountedDirectory("/layers/1", runtimeVenvLayer(c, app, src, o.depsEpoch(), o.Platform)).
 		WithMountedDirectory("/layers/app", code).
 		WithNewFile("/spec/image.json", string(specJSON)).
 		WithExec([]string{"python3", "/ci/oci.py", "image", "/spec/image.json", "/out", nativeTar})

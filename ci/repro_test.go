@@ -15,7 +15,7 @@ package ci_test
 
 import (
 	"context"
-	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 	"io/fs"
 	"os"
 	"os/exec"

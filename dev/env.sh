@@ -40,7 +40,14 @@ CRANE_VERSION=$(sed -n 's#^\tgithub.com/google/go-containerregistry \(v[^ ]*\).*
 CRANE=$CACHE/bin/crane-$CRANE_VERSION
 FRONTEND=$CACHE/bin/dockerfile-frontend-$BUILDKIT_VERSION
 CA_KEY=ca$(cat "${HOST_CAS[@]}" 2>/dev/null | sha256sum | cut -c1-8)
-rootfs_tar() { echo "$CACHE/rootfs-$1-python-r$ROOTFS_REV-$CA_KEY.tar"; } # rootfs_tar SUITE
+# rootfs_tar SUITE [ARCH]: amd64's keeps the name it had before arm64 was added (its cache, and so
+# the amd64 image's digest, stay as they were)
+rootfs_tar() {
+  local arch=-${2:-amd64}
+  if [ "$arch" = -amd64 ]; then arch=; fi
+  echo "$CACHE/rootfs-$1$arch-python-r$ROOTFS_REV-$CA_KEY.tar"
+}
+NATIVE_ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 MIRROR_PORT=5000
 REGISTRY_PORT=5001
 MOTO_PORT=4566
@@ -55,9 +62,12 @@ need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and
 
 # What the build needs (the engine's runtime, the registries, mmdebstrap for the base image), and
 # what only the tests need besides (dockerd as the instance, the linters, the hook tests' tools).
+# qemu-user-static, arch-test (mmdebstrap asks it whether a foreign architecture runs): the base
+# images' foreign architectures (PYTHON_ARCHES) are built and run under
+# emulation (install_qemu)
 APT_PACKAGES=(runc iptables dnsmasq-base containernetworking-plugins ca-certificates git pigz xz-utils
-  mmdebstrap docker-registry apache2-utils curl iproute2)
-APT_PACKAGES_TESTS=(docker.io shellcheck yamllint zip unzip tmux)
+  mmdebstrap docker-registry apache2-utils curl iproute2 qemu-user-static arch-test)
+APT_PACKAGES_TESTS=(docker.io shellcheck yamllint zip unzip tmux socat) # socat: the instance proxy's runtime API client (scripts/proxy.sh)
 
 # FOR: what `up` prepares. all (the default: `make test`, CI) or build (`make build`: what the
 # build needs, nothing the tests alone need: no dockerd, linters, CodeDeploy agent, cosign).
@@ -77,6 +87,30 @@ install_packages() {
   # docker.io's package starts its own daemon (and docker-registry its own) where systemd runs:
   # we run our own instances on our own sockets and ports instead.
   systemctl disable --now docker.service docker.socket docker-registry.service >/dev/null 2>&1 || true
+}
+
+# install_qemu: the kernel runs a foreign architecture's binaries (PYTHON_ARCHES other than this
+# machine's) through qemu-user-static, registered in binfmt_misc from the package's own binfmt.d
+# file (where systemd-binfmt runs, the package registered it already; here PID 1 is not systemd).
+# The F (fix-binary) flag is required: the kernel opens the interpreter when it is registered, so
+# it also runs arm64 programs inside containers and chroots, which have no /usr/libexec/qemu-binfmt
+# of their own (mmdebstrap's chroot, the engine's and dockerd's containers). An entry without it
+# (e.g. qemu-user-binfmt's, a dynamically linked qemu) is replaced.
+qemu_arch() { case $1 in arm64) echo aarch64 ;; amd64) echo x86_64 ;; *) echo "$1" ;; esac; }
+install_qemu() {
+  local arch q entry conf
+  local bm=/proc/sys/fs/binfmt_misc
+  [ -e "$bm/register" ] || mount -t binfmt_misc binfmt_misc "$bm" || die "cannot mount binfmt_misc on $bm (a container without it cannot emulate: PYTHON_ARCHES=$NATIVE_ARCH only)"
+  for arch in $PYTHON_ARCHES; do
+    [ "$arch" = "$NATIVE_ARCH" ] && continue
+    q=$(qemu_arch "$arch") entry=$bm/qemu-$q conf=/usr/lib/binfmt.d/qemu-$q.conf
+    if [ -e "$entry" ] && grep -q '^enabled' "$entry" && grep -q '^flags: .*F' "$entry"; then continue; fi
+    [ -s "$conf" ] || die "no $conf: is qemu-user-static installed (apt-get install qemu-user-static)?"
+    [ -e "$entry" ] && echo -1 > "$entry"
+    log "registering $arch emulation (qemu-$q, binfmt_misc with the F flag)"
+    grep -v '^#' "$conf" > "$bm/register" || die "registering $conf in $bm/register failed"
+    grep -q '^flags: .*F' "$entry" || die "$entry has no F (fix-binary) flag: containers could not run $arch programs"
+  done
 }
 
 # Build the dagger CLI, engine, init and dnsname from the Go module (the proxy serves it; the
@@ -154,9 +188,11 @@ install_checkov() { # the template linter: tests only
 # Debian's pip then installs into /usr/local/lib/pythonX.Y/dist-packages); ca-certificates, netbase
 # and tzdata, as the official slim image installs; apt-get works in a RUN step. The ENV, CMD and
 # user are set when it is published (publish_base_images). docs/base-images.md: where it differs.
-build_rootfs() { # build_rootfs SUITE
-  local suite=$1 tar dir mirror
-  tar=$(rootfs_tar "$suite")
+# A foreign ARCH's is built the same way under emulation (install_qemu): mmdebstrap runs its
+# maintainer scripts, and the chroots below their programs, through qemu.
+build_rootfs() { # build_rootfs SUITE ARCH
+  local suite=$1 arch=$2 tar dir mirror
+  tar=$(rootfs_tar "$suite" "$arch")
   [ -s "$tar" ] && [ -s "$tar.env" ] && return 0
   mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
   mirror=${mirror:-http://deb.debian.org/debian}
@@ -164,9 +200,10 @@ build_rootfs() { # build_rootfs SUITE
   # mmdebstrap, not debootstrap: the same 102 packages (compared with dpkg-query) in half the
   # time and CPU (19 s / 20 CPU s against 39 s / 40 CPU s here): apt fetches in parallel and
   # unpacks once. On a fresh machine it runs beside the compiles, where every CPU second counts.
-  log "mmdebstrap $suite from $mirror (once; ~20 s)"
-  mmdebstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates,netbase,tzdata \
-    "$suite" "$dir" "$mirror" >"$dir.log" 2>&1 || die "mmdebstrap $suite failed: see $dir.log"
+  # The foreign architecture's, under qemu: 5-11 min on 2 cores (measured: docs/dev-environment.md).
+  log "mmdebstrap $suite $arch from $mirror (once; ~20 s, a foreign architecture 5-11 min)"
+  mmdebstrap --arch="$arch" --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates,netbase,tzdata \
+    "$suite" "$dir" "$mirror" >"$dir.log" 2>&1 || die "mmdebstrap $suite $arch failed: see $dir.log"
   # This machine may reach PyPI through a TLS-intercepting proxy whose CA is in
   # /usr/local/share/ca-certificates: the stand-in base image trusts it, as a company's golden
   # base image would, so pip works in every container with no per-exec CA injection.
@@ -176,7 +213,7 @@ build_rootfs() { # build_rootfs SUITE
   fi
   local py ver
   py=$(readlink "$dir/usr/bin/python3") # python3.13
-  ver=$(chroot "$dir" python3 -c 'import platform; print(platform.python_version())') || die "python3 does not run in the $suite rootfs"
+  ver=$(chroot "$dir" python3 -c 'import platform; print(platform.python_version())') || die "python3 does not run in the $suite $arch rootfs"
   rm -f "$dir/usr/lib/$py/EXTERNALLY-MANAGED"
   # The official image's names (its "useful symlinks"): the interpreter is Debian's; pip is a
   # console script as pip writes one (a `pip install -U pip` then replaces it, as it would there).
@@ -205,8 +242,10 @@ build_rootfs() { # build_rootfs SUITE
   rm -rf "$dir" "$dir.log"
 }
 build_rootfses() {
-  local image
-  for image in $PYTHON_IMAGES; do build_rootfs "${image#*=}"; done
+  local image arch
+  for image in $PYTHON_IMAGES; do
+    for arch in $PYTHON_ARCHES; do build_rootfs "${image#*=}" "$arch"; done
+  done
 }
 
 # crane (the base image's publisher, and the tests' image copier) is a tool of this module
@@ -345,21 +384,35 @@ publish_base_images() {
   local prefix=${1:-} image
   for image in $PYTHON_IMAGES; do publish_base_image "$prefix" "${image%%=*}" "${image#*=}"; done
 }
+# Each tag is an image index, as the official images are: one image per PYTHON_ARCHES, pushed by
+# digest (no tag of its own: the mirror lists only the real tags), then the index names them.
+# Each image is what it was before arm64 was added, byte for byte: the amd64 one keeps its digest.
 publish_base_image() { # publish_base_image PREFIX TAG SUITE
-  local tag=$2 suite=$3 tar crane=$CRANE
-  local ref=127.0.0.1:$MIRROR_PORT/$1library/python:$tag
-  local ecr_public=127.0.0.1:$MIRROR_PORT/$1docker/library/python:$tag
-  tar=$(rootfs_tar "$suite")
-  local want; want=$(rootfs_id "$tar")-linux-amd64
-  if [ "$("$crane" config "$ref" 2>/dev/null | grep -o '"webapp.dev.rootfs":"[0-9a-z-]*"')" != "\"webapp.dev.rootfs\":\"$want\"" ]; then
-    log "publishing python:$tag (Debian $suite) to the docker.io mirror as $ref"
-    local env; mapfile -t env < <(official_env "$tag")
-    "$crane" append --insecure -f "$tar" -t "$ref.tmp" >"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
-    "$crane" mutate --insecure "$ref.tmp" -t "$ref" --set-platform linux/amd64 "${env[@]}" \
-      --env "$(cat "$tar.env")" \
-      --label "webapp.dev.rootfs=$want" --label "webapp.dev.debian-suite=$suite" --cmd python3 >>"$RUN/crane.log" 2>&1 ||
-      die "pushing the base image failed: $RUN/crane.log"
-    drop_tmp "$ref.tmp"
+  local tag=$2 suite=$3 crane=$CRANE arch tar want stale=0 env images=()
+  local repo=127.0.0.1:$MIRROR_PORT/$1library/python
+  local ref=$repo:$tag ecr_public=127.0.0.1:$MIRROR_PORT/$1docker/library/python:$tag
+  for arch in $PYTHON_ARCHES; do
+    want=$(rootfs_id "$(rootfs_tar "$suite" "$arch")")-linux-$arch
+    [ "$("$crane" config --platform "linux/$arch" "$ref" 2>/dev/null | grep -o '"webapp.dev.rootfs":"[0-9a-z-]*"')" = "\"webapp.dev.rootfs\":\"$want\"" ] || stale=1
+  done
+  if [ "$stale" = 1 ]; then
+    log "publishing python:$tag (Debian $suite, ${PYTHON_ARCHES// /, }) to the docker.io mirror as $ref"
+    mapfile -t env < <(official_env "$tag")
+    : >"$RUN/crane.log"
+    for arch in $PYTHON_ARCHES; do
+      tar=$(rootfs_tar "$suite" "$arch")
+      want=$(rootfs_id "$tar")-linux-$arch
+      "$crane" append --insecure -f "$tar" -t "$ref.tmp" >>"$RUN/crane.log" 2>&1 || die "pushing the base image failed: $RUN/crane.log"
+      # by digest, no -t: crane pushes the result by digest to the same repository
+      images+=("$("$crane" mutate --insecure "$repo@$("$crane" digest --insecure "$ref.tmp")" --set-platform "linux/$arch" "${env[@]}" \
+        --env "$(cat "$tar.env")" \
+        --label "webapp.dev.rootfs=$want" --label "webapp.dev.debian-suite=$suite" --cmd python3 2>>"$RUN/crane.log")") ||
+        die "pushing the base image failed: $RUN/crane.log"
+      drop_tmp "$ref.tmp"
+    done
+    # a Docker manifest list: its images are Docker schema 2 manifests (crane append's)
+    "$crane" index append --insecure --docker-empty-base "${images[@]/#/-m=}" -t "$ref" >>"$RUN/crane.log" 2>&1 ||
+      die "pushing the base image's index failed: $RUN/crane.log"
   fi
   [ "$("$crane" digest --insecure "$ecr_public" 2>/dev/null)" = "$("$crane" digest --insecure "$ref")" ] && return 0
   log "publishing python:$tag as public.ecr.aws/docker/library/python:$tag on the mirror"
@@ -450,10 +503,12 @@ EOF
 
 # Keyed cache entries that no current key names (an older engine, rootfs or venv) are removed.
 prune_stale() {
-  local keep=("$ENGINE" "$TOOLS" "$CACHE/checkov-$(venv_key requirements-checkov.txt)") entry k stale image tar
+  local keep=("$ENGINE" "$TOOLS" "$CACHE/checkov-$(venv_key requirements-checkov.txt)") entry k stale image tar arch
   for image in $PYTHON_IMAGES; do
-    tar=$(rootfs_tar "${image#*=}")
-    keep+=("$tar" "$tar.sha256" "$tar.env")
+    for arch in $PYTHON_ARCHES; do
+      tar=$(rootfs_tar "${image#*=}" "$arch")
+      keep+=("$tar" "$tar.sha256" "$tar.env")
+    done
   done
   for entry in "$CACHE"/dagger-* "$CACHE"/rootfs-* "$CACHE"/tools-* "$CACHE"/checkov-*; do
     [ -e "$entry" ] || continue
@@ -508,6 +563,7 @@ cmd_up() {
     bash "$ROOT/dev/install-cfn-guard.sh" --background # dev/lint.sh waits for it (~6 min once)
   fi
   install_packages
+  install_qemu
   bg rootfs build_rootfses
   link_runtime
   wait_bg crane
@@ -526,7 +582,7 @@ cmd_up() {
   bash "$ROOT/dev/install-attest.sh" "$ENV_FILE" "$FOR" # issue 13: syft, cosign (tests), the KMS signing key (appends to ENV_FILE)
   if [ "$FOR" = all ]; then
     bash "$ROOT/dev/install-codedeploy-local.sh" >/dev/null # the real CodeDeploy agent, the deploy tests' oracle
-    bash "$ROOT/dev/install-haproxy.sh" >/dev/null # the simulated fleet's load balancer (cmd/fleet)
+    bash "$ROOT/dev/install-haproxy.sh" >/dev/null # the simulated fleet's load balancer (dev/cmd/fleet)
     wait_bg checkov
   fi
   prune_stale
@@ -617,6 +673,7 @@ cmd_stage() {
   [[ $1 =~ ^[a-z0-9-]+$ ]] || die "stage NAME: a name of a-z, 0-9 and -, e.g. $0 stage issue-23"
   [ -x "$CRANE" ] || die "crane $CRANE_VERSION is not built: run '$0 up' first"
   curl -fsS "http://127.0.0.1:$MIRROR_PORT/v2/" >/dev/null || die "the mirror is not running: run '$0 up' first"
+  install_qemu
   build_rootfses
   publish_base_images "stage/$1/"
   build_frontend

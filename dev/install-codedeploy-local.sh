@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the REAL CodeDeploy agent's `codedeploy-local` (the test oracle of the deploy hooks and
-# of internal/codedeploy) from ../shared/peers with the peers' own install script, once per
+# of dev/codedeploy) from ../shared/peers with the peers' own install script, once per
 # version, under $WEBAPP_DEV_CACHE; links it as $WEBAPP_DEV_CACHE/bin/codedeploy-local.
 #
 #   bash dev/install-codedeploy-local.sh      (root; dev/env.sh up calls it; prints the launcher)

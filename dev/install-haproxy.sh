@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs HAProxy from Debian's packages: the load balancer in front of the simulated fleet
-# (cmd/fleet, dev/fleet). Idempotent; root. Its system service is disabled: the fleet runs its
+# (dev/cmd/fleet, dev/fleet). Idempotent; root. Its system service is disabled: the fleet runs its
 # own haproxy on loopback with its own config.
 #
 #   bash dev/install-haproxy.sh      (dev/env.sh up calls it; prints the binary's path)

@@ -12,7 +12,9 @@
 # `docker create --env-file`, never baked into the image; default /etc/webapp/app.env, used only
 # if it exists; set it empty for none).
 #
-# The swap keeps the service restorable (docs/codedeploy.md): NAME serves; ApplicationStart stops
+# With the proxy (proxy.sh, on instances the bootstrap made) a deployment switches instead: the new
+# container starts beside the serving one and the proxy moves to it (settings listed there).
+# Without it, the swap keeps the service restorable (docs/codedeploy.md): NAME serves; ApplicationStart stops
 # it and renames it NAME-previous (image kept), starts NAME from the new image; ValidateService
 # removes NAME-previous once NAME is healthy, or restores it and fails the deployment. A new
 # container that failed is kept stopped as NAME-failed (for its logs) until the next deployment.
@@ -25,10 +27,11 @@ HOOK_NAME=$(basename "$0" .sh)
 # The revision root (appspec.yml, image.env): the parent of this scripts/ directory.
 BUNDLE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-SETTINGS=(HOST_PORT HOST_IP DOCKER_HOST HEALTH_TIMEOUT STOP_TIMEOUT PULL_TIMEOUT EXTRA_PATH APP_ENV_FILE)
+SETTINGS=(HOST_PORT HOST_IP DOCKER_HOST HEALTH_TIMEOUT STOP_TIMEOUT PULL_TIMEOUT EXTRA_PATH APP_ENV_FILE
+  PROXY STATE_DIR BACKEND_IP WATCH_SECONDS WATCH_MAX_5XX DRAIN_TIMEOUT) # the last six: scripts/proxy.sh
 
 log() { printf 'webapp-deploy[%s]: %s\n' "$HOOK_NAME" "$*" >&2; }
-die() { printf 'webapp-deploy[%s]: error: %s\n' "$HOOK_NAME" "$*" >&2; exit 1; }
+die() { DIE_REASON=$*; printf 'webapp-deploy[%s]: error: %s\n' "$HOOK_NAME" "$*" >&2; exit 1; }
 need_cmd() { command -v "$1" >/dev/null 2>&1 || die "need '$1' (not found in PATH=$PATH)"; }
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
@@ -84,11 +87,35 @@ load_instance_settings() {
   fi
   # docker keeps its login in $HOME/.docker (or $DOCKER_CONFIG); the agent may give no HOME.
   export HOME=${HOME:-/root}
+  STATE_DIR=${STATE_DIR:-/var/lib/webapp}
+  SD=$STATE_DIR/$CONTAINER_NAME # the proxy's files and the journal of this app
 }
 
+# load_config: the settings, then the journal records this hook's start (and, on exit, its end).
 load_config() {
   load_image_env
   load_instance_settings
+  journal start ""
+  trap 'hook_exit $?' EXIT
+}
+
+# The journal (SD/journal, one tab-separated line per event: time, deployment, revision, image,
+# hook, event, detail): what each deployment did on this instance. scripts/journal.sh prints it
+# (installed as STATE_DIR/webapp-journal by every hook; the bootstrap links /usr/local/bin/webapp-journal).
+journal() {
+  mkdir -p "$SD" 2>/dev/null || return 0
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "${DEPLOYMENT_ID:-manual}" \
+    "$REVISION" "$IMAGE" "${LIFECYCLE_EVENT:-$HOOK_NAME}" "$1" "$(printf '%s' "$2" | tr '\t\n' '  ')" >>"$SD/journal" 2>/dev/null || true
+  if [ "$1" = start ]; then
+    install -m 0755 "$(dirname "${BASH_SOURCE[0]}")/journal.sh" "$STATE_DIR/webapp-journal" 2>/dev/null || true
+  fi
+}
+
+# hook_exit RC: the temporary directories go (logins), and the journal gets the hook's end.
+CLEANUP=()
+hook_exit() {
+  if [ ${#CLEANUP[@]} -gt 0 ]; then rm -rf "${CLEANUP[@]}"; fi
+  if [ "$1" -eq 0 ]; then journal end ok; else journal end "failed (exit $1): ${DIE_REASON:-see the hook output}"; fi
 }
 
 # Registry credentials come from SSM (names in image.env). The password goes from a variable to
@@ -140,7 +167,7 @@ ensure_image() {
   fi
   DOCKER_CONFIG=$(mktemp -d "${TMPDIR:-/tmp}/webapp-docker-config.XXXXXX")
   export DOCKER_CONFIG
-  trap 'rm -rf "$DOCKER_CONFIG"' EXIT
+  CLEANUP+=("$DOCKER_CONFIG")
   registry_login
   for attempt in 1 2 3; do
     log "pulling $IMAGE (attempt $attempt/3)"
@@ -187,9 +214,10 @@ ours() {
     [ "$(label "$1" webapp.deployment-id)" = "${DEPLOYMENT_ID:-manual}" ]
 }
 
-# create_next: the new container, created (not started) while the old one still serves.
+# create_next NAME PREVIOUS_IMAGE [PUBLISH]: the new container, created (not started) while the old
+# one still serves; published on HOST_PORT unless PUBLISH (ip:port:container-port) says where.
 create_next() {
-  local next=$1 previous_image=$2 out hint args=()
+  local next=$1 previous_image=$2 publish=${3:-${HOST_IP:+$HOST_IP:}$HOST_PORT:$CONTAINER_PORT} out hint args=()
   # json-file logs grow without bound: cap them (other drivers have their own retention)
   if [ "$(docker info --format '{{.LoggingDriver}}' 2>/dev/null)" = json-file ]; then
     args+=(--log-opt max-size=10m --log-opt max-file=3)
@@ -199,12 +227,13 @@ create_next() {
     log "app settings from $APP_ENV_FILE (given to the container, not in the image)"
   fi
   out=$(docker create --name "$next" --restart unless-stopped \
-    --publish "${HOST_IP:+$HOST_IP:}$HOST_PORT:$CONTAINER_PORT" "${args[@]}" \
+    --publish "$publish" "${args[@]}" \
     --label "webapp.deployment-id=${DEPLOYMENT_ID:-manual}" \
     --label "webapp.revision=$REVISION" \
     --label "webapp.image=$IMAGE" \
     --label "webapp.health-path=$HEALTH_PATH" \
     --label "webapp.previous-image=$previous_image" \
+    --label "webapp.settings=$(settings_digest)" \
     "$IMAGE" 2>&1) || {
     hint=$(disk_full_hint "$out")
     die "docker create of $IMAGE failed: ${hint:-$out}"
@@ -297,6 +326,26 @@ restore_previous() {
   log "rolled back: $(describe "$name") serves again on host port $HOST_PORT ($1); this deployment fails"
 }
 
+# healthy URL: one GET; the answer (or curl's error) in $body.
+healthy() { body=$(curl --fail --silent --show-error --max-time 2 "$1" 2>&1); }
+
+# wait_healthy NAME URL ONFAIL: until URL answers 2xx, HEALTH_TIMEOUT at most, while container NAME
+# runs; otherwise ONFAIL WHY (which does not return). Used by both ways of validating (the restart
+# swap, validate_service.sh; the proxy switch, proxy.sh).
+wait_healthy() {
+  local name=$1 url=$2 onfail=$3 deadline=$((SECONDS + HEALTH_TIMEOUT)) state
+  while :; do
+    state=$(inspect "$name" '{{.State.Status}}')
+    case $state in running | restarting) ;; *) "$onfail" "container $name is ${state:-missing}" ;; esac
+    if healthy "$url"; then
+      log "healthy: $url answered: $body"
+      return 0
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || "$onfail" "$url not healthy after ${HEALTH_TIMEOUT}s; last answer: $body"
+    sleep 0.5
+  done
+}
+
 # prune_images KEEP: remove this app's images (pulled by digest: repo@sha256) but the current
 # ($IMAGE) and the previous one (KEEP), which a rollback needs. Docker refuses the ones a
 # container still uses; other repositories' images are never touched.
@@ -312,5 +361,7 @@ prune_images() {
   return 0
 }
 
+# shellcheck source-path=SCRIPTDIR source=proxy.sh
+source "$(dirname "${BASH_SOURCE[0]}")/proxy.sh" # issue 19: the switch through a proxy on the instance
 # shellcheck source-path=SCRIPTDIR source=verify_image.sh
 source "$(dirname "${BASH_SOURCE[0]}")/verify_image.sh" # issue 13: verify_image (signature, provenance)

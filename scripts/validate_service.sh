@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# ValidateService: the container runs the new image and answers GET $HEALTH_PATH (image.env) with
+# ValidateService. With the proxy (scripts/proxy.sh): the new container answers its health path on
+# its own port, the proxy switches to it, watches it WATCH_SECONDS and switches back on a failure;
+# the old container drains and stops (kept). Without it: the container runs the new image and answers GET $HEALTH_PATH (image.env) with
 # 2xx within HEALTH_TIMEOUT seconds. Then the previous container is removed (its image is kept
 # for a rollback) and older images of the app are pruned. Otherwise the previous container is
 # restored, and the hook fails with the new container's last log lines: the deployment fails.
@@ -23,9 +25,6 @@ fail_and_restore() {
   die "$*"
 }
 
-# healthy URL: one GET, 2xx; the answer (or curl's error) in $body.
-healthy() { body=$(curl --fail --silent --show-error --max-time 2 "$1" 2>&1); }
-
 main() {
   # ApplicationStart has swapped already: a TERM (the agent's hook timeout) even before the
   # configuration is read must bring the previous container back. It is remembered here and acted
@@ -37,6 +36,11 @@ main() {
   # can restore anything (measured: 18 of 20 timeouts). Ignored, the write just fails.
   trap '' PIPE
   load_config
+  if proxy_wanted; then
+    proxy_settings
+    proxy_validate # its TERM trap acts on a TERM remembered until then
+    return 0
+  fi
   trap 'output_after_term; fail_and_restore "ValidateService was terminated (hook timeout) before it could check health"' TERM
   if [ -n "$terminated" ]; then
     output_after_term
@@ -44,28 +48,14 @@ main() {
   fi
   need_cmd docker
   need_cmd curl
-  local url=http://$HOST_ADDR:$HOST_PORT$HEALTH_PATH deadline=$((SECONDS + HEALTH_TIMEOUT))
-  local state running_image previous_image body=
+  local url=http://$HOST_ADDR:$HOST_PORT$HEALTH_PATH
+  local running_image previous_image body=
   running_image=$(inspect "$CONTAINER_NAME" '{{.Config.Image}}')
   [ -n "$running_image" ] || die "no container $CONTAINER_NAME (ApplicationStart did not run or it was removed)"
   # Not ours: ApplicationStart did not swap (or a rollback already happened): fail, touch nothing.
   [ "$running_image" = "$IMAGE" ] || die "$(describe "$CONTAINER_NAME") runs, expected $IMAGE"
   trap 'output_after_term; fail_and_restore "ValidateService was terminated (hook timeout) before $url answered"' TERM
-  while :; do
-    state=$(inspect "$CONTAINER_NAME" '{{.State.Status}}')
-    case $state in
-      running | restarting) ;;
-      *) fail_and_restore "container $CONTAINER_NAME is ${state:-missing}" ;;
-    esac
-    if healthy "$url"; then
-      log "healthy: $url answered: $body"
-      break
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      fail_and_restore "$url not healthy after ${HEALTH_TIMEOUT}s; last answer: $body"
-    fi
-    sleep 0.5
-  done
+  wait_healthy "$CONTAINER_NAME" "$url" fail_and_restore
   trap - TERM
   previous_image=$(label "$CONTAINER_NAME" webapp.previous-image)
   remove "$CONTAINER_NAME-previous" "replaced by revision $REVISION, which passed; its image stays for a rollback"

@@ -13,10 +13,19 @@
 # (pin them there so a bundle cannot name another key). VERIFY_IMAGE=off (deploy.env or the hook's
 # environment) skips the check for registries that cannot hold signatures, with a warning each time.
 
+#
+# First, whatever VERIFY_IMAGE says: the image docker pulled must be of this instance's own platform
+# (docker's, e.g. linux/arm64 on Graviton). For an image index (pipeline.yml's platforms) docker
+# picks this platform's image from it; the index's signature covers it (the index names each
+# platform's image by digest), the provenance names every platform's digest, and the build signs
+# each platform's image too (`cosign verify` of repo@<that digest> by hand).
+
 # verify_image: one `die` line naming the digest and the cause when it does not verify.
 verify_image() {
+  verify_platform
   if [ "${VERIFY_IMAGE:-on}" = off ]; then
     log "WARNING: VERIFY_IMAGE=off: $IMAGE runs UNVERIFIED (no signature or provenance check); remove VERIFY_IMAGE=off from the instance settings to check again"
+    journal verified "NOT verified: VERIFY_IMAGE=off"
     return 0
   fi
   [ -n "${SIGNING_KEY:-}" ] ||
@@ -44,11 +53,12 @@ verify_image() {
     verify_refuse "no provenance signed by $SIGNING_KEY naming $SOURCE_REPOSITORY ($(verify_reason "$out"))"
   rm -rf "$VERIFY_DIR"
   log "verified $IMAGE: signed by $SIGNING_KEY, provenance names $SOURCE_REPOSITORY"
+  journal verified "signed by $SIGNING_KEY, provenance names $SOURCE_REPOSITORY"
 }
 
 # verify_refuse REASON: remove what it pulled (unless a container uses it), then fail the hook.
 verify_refuse() {
-  rm -rf "$VERIFY_DIR"
+  [ -z "${VERIFY_DIR:-}" ] || rm -rf "$VERIFY_DIR"
   docker image rm "$IMAGE" >/dev/null 2>&1 || true
   die "refusing $IMAGE: $1"
 }
@@ -60,7 +70,7 @@ verify_login() {
   DOCKER_CONFIG=$VERIFY_DIR/docker
   mkdir -m 700 "$DOCKER_CONFIG"
   export DOCKER_CONFIG
-  trap 'rm -rf "$VERIFY_DIR"' EXIT
+  CLEANUP+=("$VERIFY_DIR")
   registry_login
 }
 
@@ -70,4 +80,24 @@ verify_reason() {
   line=$(printf '%s\n' "$1" | grep -v '^WARNING' | grep . | tail -n 1) || true
   line=${line#error during command execution: }
   printf '%s' "${line:0:300}"
+}
+
+# verify_platform: refuse an image of another platform than this instance's (docker's own, never a
+# setting): it could only fail with "exec format error" once it replaced the serving container.
+# docker's own is its client's DOCKER_DEFAULT_PLATFORM when set (docker pull and run then take
+# that platform's image and run it under emulation: dev/fleet's arm64 instance), else the daemon's.
+verify_platform() {
+  local want got
+  want=$(docker_platform "${DOCKER_DEFAULT_PLATFORM:-$(docker info --format '{{.OSType}}/{{.Architecture}}')}")
+  got=$(docker_platform "$(docker image inspect --format '{{.Os}}/{{.Architecture}}' "$IMAGE")") ||
+    die "refusing $IMAGE: docker cannot read its platform"
+  [ "$got" = "$want" ] ||
+    verify_refuse "it is a $got image and this instance is $want: add $want to platforms in pipeline.yml (one image index for both)"
+}
+
+# docker_platform OS/ARCH: docker's names (x86_64, aarch64 from `docker info`) as image platforms.
+docker_platform() {
+  local os=${1%%/*} arch=${1#*/}
+  case $arch in x86_64) arch=amd64 ;; aarch64|arm64/v8) arch=arm64 ;; esac
+  printf '%s/%s' "$os" "$arch"
 }

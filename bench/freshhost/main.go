@@ -1,5 +1,5 @@
 // Command freshhost measures a fresh CodeBuild host: the repository's
-// buildspec.yml run by the local CodeBuild runner (internal/codebuild) on a
+// buildspec.yml run by the local CodeBuild runner (dev/codebuild) on a
 // copy of HEAD (git archive, committed as the source action delivers it),
 // with every cache CodeBuild would restore EMPTY: Go's module and build
 // caches, the tool downloads, the build's memo (SBOMs, smoke tests), HOME.
@@ -28,7 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/acme/webapp-pipeline/internal/codebuild"
+	"github.com/acme/webapp-pipeline/dev/codebuild"
 	"github.com/acme/webapp-pipeline/internal/ssmparam"
 )
 

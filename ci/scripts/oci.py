@@ -125,6 +125,8 @@ def image(spec_path, out, tar=None):
     created = spec["created"]
     os.makedirs(os.path.join(out, "blobs", "sha256"), exist_ok=True)
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    # the image's platform: the spec's (another than this exec's), else this exec's
+    plat = spec.get("platform") or {"architecture": arch, "os": "linux"}
     layers, diff_ids, history = [], [], []
     for item in spec["layers"]:
         if "src" in item:  # written here: saves an exec (a container start) per build
@@ -138,9 +140,10 @@ def image(spec_path, out, tar=None):
                        "digest": d, "size": size})
         diff_ids.append(meta["diff_id"])
         history.append({"created": created, "created_by": item["created_by"]})
-    config = {"architecture": arch, "os": "linux", "created": created,
+    config = {"created": created,
               "config": spec["config"], "rootfs": {"type": "layers", "diff_ids": diff_ids},
               "history": history}
+    config.update(plat)
     cd, cs = put_blob(out, data=canon(config))
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
@@ -152,7 +155,7 @@ def image(spec_path, out, tar=None):
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
              "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                             "digest": md, "size": ms,
-                            "platform": {"architecture": arch, "os": "linux"}}]}
+                            "platform": plat}]}
     with open(os.path.join(out, "index.json"), "wb") as f:
         f.write(canon(index))
     with open(os.path.join(out, "oci-layout"), "wb") as f:

@@ -11,8 +11,8 @@ import (
 
 	"github.com/acme/webapp-pipeline/ci"
 	"github.com/acme/webapp-pipeline/internal/build"
+	"github.com/acme/webapp-pipeline/internal/checkout"
 	"github.com/acme/webapp-pipeline/internal/ecrauth"
-	"github.com/acme/webapp-pipeline/internal/gitx"
 )
 
 // SourceFlags name the repository checkout.
@@ -27,16 +27,17 @@ type AppFlags struct {
 	ContractFlags `embed:""`
 }
 
-// build resolves the contract against the checkout: the one value that
-// flows from the flags into the build.
-func (f AppFlags) build(g *Globals, log *slog.Logger, rep *build.Report) (build.Build, error) {
+// build resolves the contract against the checkout and reads what git says of
+// it (once: checkout.Read): the one value that flows from the flags into the
+// build.
+func (f AppFlags) build(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) (build.Build, error) {
 	app := f.app()
 	app.Origin = g.Origins
 	app, err := app.Resolve(f.Source)
 	if err != nil {
 		return build.Build{}, err
 	}
-	return build.Build{Source: f.Source, App: app, Log: log, Report: rep, Verbose: g.Verbose}, nil
+	return build.Build{Source: f.Source, Checkout: checkout.Read(ctx, f.Source), App: app, Log: log, Report: rep, Verbose: g.Verbose}, nil
 }
 
 // RevisionFlags name the commit being built.
@@ -46,13 +47,13 @@ type RevisionFlags struct {
 
 var tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
-// resolve fills in the revision from git (or "dev") and checks it is a valid
-// image tag.
-func (f *RevisionFlags) resolve(ctx context.Context, source string) error {
+// resolve fills in the revision from the checkout's HEAD (or "dev") and
+// checks it is a valid image tag.
+func (f *RevisionFlags) resolve(co checkout.Facts) error {
 	if f.Revision == "" {
 		f.Revision = "dev"
-		if head := gitx.Head(ctx, source); head != "" {
-			f.Revision = head
+		if co.Commit != "" {
+			f.Revision = co.Commit
 		}
 	}
 	if !tagRe.MatchString(f.Revision) {
@@ -147,7 +148,7 @@ type LintCmd struct {
 
 // Run lints the app.
 func (c *LintCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
-	b, err := c.build(g, log, rep)
+	b, err := c.build(ctx, g, log, rep)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ type TestCmd struct {
 
 // Run tests the app.
 func (c *TestCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
-	b, err := c.build(g, log, rep)
+	b, err := c.build(ctx, g, log, rep)
 	if err != nil {
 		return err
 	}
@@ -176,7 +177,7 @@ type ChecksCmd struct {
 
 // Run lints and tests the app at once and writes their reports.
 func (c *ChecksCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
-	b, err := c.build(g, log, rep)
+	b, err := c.build(ctx, g, log, rep)
 	if err != nil {
 		return err
 	}
@@ -192,11 +193,11 @@ type ImageCmd struct {
 
 // Run builds and smoke-tests the image and, with --tarball, exports it.
 func (c *ImageCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
-	b, err := c.build(g, log, rep)
+	b, err := c.build(ctx, g, log, rep)
 	if err != nil {
 		return err
 	}
-	if err := c.resolve(ctx, c.Source); err != nil {
+	if err := c.resolve(b.Checkout); err != nil {
 		return err
 	}
 	return build.Image(ctx, b, c.Revision, c.Tarball)
@@ -231,14 +232,14 @@ func (c *AllCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, out stdo
 
 func release(ctx context.Context, g *Globals, log *slog.Logger, out stdoutW, rep *build.Report,
 	af AppFlags, rf RevisionFlags, pf PublishFlags, of OutFlags, check bool) error {
-	b, err := af.build(g, log, rep)
+	b, err := af.build(ctx, g, log, rep)
 	if err != nil {
 		return err
 	}
 	if err := pf.checkLBHealthPath(b.App.HealthPath); err != nil {
 		return err
 	}
-	if err := rf.resolve(ctx, af.Source); err != nil {
+	if err := rf.resolve(b.Checkout); err != nil {
 		return err
 	}
 	return build.Release(ctx, b, rf.Revision, pf.publish(ctx, af.Source), build.Out{Dir: of.Out, Force: of.Force}, check, out)
@@ -273,11 +274,11 @@ type ShellCmd struct {
 
 // Run opens the shell (under `dagger run -i` when not already in one).
 func (c *ShellCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, rep *build.Report) error {
-	b, err := c.build(g, log, rep)
+	b, err := c.build(ctx, g, log, rep)
 	if err != nil {
 		return err
 	}
-	if err := c.resolve(ctx, c.Source); err != nil {
+	if err := c.resolve(b.Checkout); err != nil {
 		return err
 	}
 	return build.Shell(ctx, b, c.Step, c.Revision, c.Shell)

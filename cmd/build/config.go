@@ -30,7 +30,7 @@ type ContractFlags struct {
 
 	AppDir          string            `help:"The app's directory, relative to --source (default: ${default})." env:"BUILD_APP_DIR" group:"contract" default:"app" placeholder:"DIR"`
 	AppName         string            `help:"Names the container on the instances and titles the image (default: ${default})." env:"BUILD_APP_NAME" group:"contract" default:"webapp" placeholder:"NAME"`
-	ImageBuild      string            `help:"How the image is made: dockerfile (the app's own Dockerfile), native (the pipeline's slim non-root image), auto (dockerfile when the app has one) (default: ${default})." env:"BUILD_IMAGE_BUILD" group:"contract" default:"auto" enum:"auto,dockerfile,native"`
+	ImageBuild      string            `help:"How the image is made: dockerfile (the app's own Dockerfile), native (the pipeline's slim non-root image), auto (dockerfile when the app has one) (default: ${default})." env:"BUILD_IMAGE_BUILD" group:"contract" default:"auto" enum:"${image_builds}"`
 	Dockerfile      string            `help:"dockerfile: the Dockerfile, relative to the app directory (default: ${default})." env:"BUILD_DOCKERFILE" group:"contract" default:"Dockerfile" placeholder:"FILE"`
 	DockerTarget    string            `help:"dockerfile: the stage to build (default: the last)." env:"BUILD_DOCKER_TARGET" group:"contract" placeholder:"STAGE"`
 	BuildArgs       map[string]string `help:"dockerfile: build arguments (REVISION and SOURCE_DATE_EPOCH are always given)." env:"BUILD_BUILD_ARGS" group:"contract" mapsep:";" placeholder:"KEY=VALUE"`
@@ -40,7 +40,8 @@ type ContractFlags struct {
 	HealthTimeout   time.Duration     `help:"The smoke test's bound: the health path must answer within this time of the container's start (default: ${default})." env:"BUILD_HEALTH_TIMEOUT" group:"contract" default:"30s" placeholder:"DURATION"`
 	RequireNonRoot  bool              `help:"Fail the smoke test when the image runs as root (otherwise a warning)." env:"BUILD_REQUIRE_NON_ROOT" group:"contract"`
 	BaseImage       string            `help:"Python image for lint, tests and the native image (default: ${default})." env:"BUILD_BASE_IMAGE" group:"contract" default:"${default_base_image}" placeholder:"IMAGE"`
-	Deps            string            `help:"How the app declares its dependencies: requirements, pyproject (PEP 621/735), uv (uv.lock), auto (uv.lock, else the requirements files, else pyproject.toml) (default: ${default})." env:"BUILD_DEPS" group:"contract" default:"auto" enum:"auto,requirements,pyproject,uv"`
+	Platforms       []string          `help:"The platforms the image is built for, ${platform_kinds} (default: the build host's); more than one: one image each, smoke-tested each, pushed as one OCI image index." env:"BUILD_PLATFORMS" group:"contract" placeholder:"OS/ARCH"`
+	Deps            string            `help:"How the app declares its dependencies: requirements, pyproject (PEP 621/735), uv (uv.lock), auto (uv.lock, else the requirements files, else pyproject.toml) (default: ${default})." env:"BUILD_DEPS" group:"contract" default:"auto" enum:"${deps_kinds}"`
 	Requirements    []string          `help:"requirements: the runtime requirement files (default: ${default})." env:"BUILD_REQUIREMENTS" group:"contract" default:"requirements.txt" placeholder:"FILE"`
 	DevRequirements []string          `help:"requirements: the lint/test requirement files (default: those of requirements-dev.txt, requirements-test.txt, dev-requirements.txt, test-requirements.txt that exist)." env:"BUILD_DEV_REQUIREMENTS" group:"contract" placeholder:"FILE"`
 	DevGroups       []string          `help:"pyproject: the extras or dependency groups with the lint/test tools; uv: the dependency groups (default: all of them, and uv all extras too)." env:"BUILD_DEV_GROUPS" group:"contract" placeholder:"NAME"`
@@ -55,7 +56,7 @@ func (f ContractFlags) app() contract.App {
 		Dir: f.AppDir, Name: f.AppName, Build: f.ImageBuild, Dockerfile: f.Dockerfile, Target: f.DockerTarget,
 		BuildArgs: f.BuildArgs, Command: f.Command, Port: int(f.ContainerPort),
 		HealthPath: f.HealthPath, HealthTimeout: f.HealthTimeout, RequireNonRoot: f.RequireNonRoot,
-		BaseImage: f.BaseImage, Deps: f.Deps, Requirements: f.Requirements, DevRequirements: f.DevRequirements,
+		BaseImage: f.BaseImage, Platforms: f.Platforms, Deps: f.Deps, Requirements: f.Requirements, DevRequirements: f.DevRequirements,
 		DevGroups: f.DevGroups, PythonPath: f.PythonPath, Lint: f.LintCommand, Test: f.TestCommand,
 	}
 }
@@ -116,30 +117,6 @@ func (p *Port) Decode(ctx *kong.DecodeContext) error {
 	return nil
 }
 
-// configKind is the YAML type a pipeline.yml key takes.
-type configKind string
-
-const (
-	kindString     configKind = "a string"
-	kindPort       configKind = "a port number (1-65535)"
-	kindBool       configKind = "true or false"
-	kindDuration   configKind = "a duration such as 30s"
-	kindList       configKind = "a list of strings"
-	kindCommand    configKind = "a command: a list of strings (exec form) or one string"
-	kindMap        configKind = "a map of strings"
-	kindImageBuild configKind = `one of "dockerfile", "native", "auto"`
-	kindDeps       configKind = `one of "requirements", "pyproject", "uv", "auto"`
-)
-
-// configKeys are the keys pipeline.yml may hold: the contract flags' names.
-var configKeys = map[string]configKind{
-	"app-dir": kindString, "app-name": kindString, "image-build": kindImageBuild, "dockerfile": kindString,
-	"docker-target": kindString, "build-args": kindMap, "command": kindCommand, "container-port": kindPort,
-	"health-path": kindString, "health-timeout": kindDuration, "require-non-root": kindBool,
-	"base-image": kindString, "deps": kindDeps, "requirements": kindList, "dev-requirements": kindList,
-	"dev-groups": kindList, "python-path": kindString, "lint-command": kindCommand, "test-command": kindCommand,
-}
-
 // configError is a problem with the contract file: the CLI prints it alone
 // (kong would prefix it with the flag being resolved).
 type configError struct{ err error }
@@ -175,30 +152,30 @@ func parseConfigLines(name string, data []byte) (map[string]any, map[string]int,
 		if _, dup := values[k.Value]; dup {
 			return nil, nil, fmt.Errorf("%s:%d: %s is set twice: keep one", name, k.Line, k.Value)
 		}
-		kind, ok := configKeys[k.Value]
+		setting, ok := contract.Lookup(k.Value)
 		if !ok {
 			return nil, nil, fmt.Errorf("%s:%d: unknown key %q; allowed: %s", name, k.Line, k.Value, allowedKeys())
 		}
-		val, err := configValue(kind, v)
+		val, err := configValue(setting, v)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: %s must be %s: %v", name, v.Line, k.Value, kind, err)
+			return nil, nil, fmt.Errorf("%s:%d: %s must be %s: %v", name, v.Line, k.Value, setting.Allowed(), err)
 		}
 		values[k.Value], lines[k.Value] = val, k.Line
 	}
 	return values, lines, nil
 }
 
-func configValue(kind configKind, n *yaml.Node) (any, error) {
+func configValue(setting contract.Setting, n *yaml.Node) (any, error) {
 	scalar := func(tag string) (string, error) {
 		if n.Kind != yaml.ScalarNode || (tag != "" && n.Tag != tag) {
 			return "", fmt.Errorf("got %s", describe(n))
 		}
 		return n.Value, nil
 	}
-	switch kind {
-	case kindString:
+	switch setting.Kind {
+	case contract.KindString:
 		return scalar("!!str")
-	case kindBool:
+	case contract.KindBool:
 		var b bool
 		if _, err := scalar("!!bool"); err != nil {
 			return nil, err
@@ -207,16 +184,16 @@ func configValue(kind configKind, n *yaml.Node) (any, error) {
 			return nil, fmt.Errorf("got %q", n.Value)
 		}
 		return b, nil
-	case kindImageBuild, kindDeps:
+	case contract.KindChoice:
 		v, err := scalar("!!str")
 		if err != nil {
 			return nil, err
 		}
-		if !strings.Contains(string(kind), `"`+v+`"`) {
+		if !setting.Allows(v) {
 			return nil, fmt.Errorf("got %q", v)
 		}
 		return v, nil
-	case kindPort:
+	case contract.KindPort:
 		var p int
 		if _, err := scalar("!!int"); err != nil {
 			return nil, err
@@ -225,7 +202,7 @@ func configValue(kind configKind, n *yaml.Node) (any, error) {
 			return nil, fmt.Errorf("got %s", n.Value)
 		}
 		return p, nil
-	case kindDuration:
+	case contract.KindDuration:
 		s, err := scalar("!!str")
 		if err != nil {
 			return nil, err
@@ -234,12 +211,24 @@ func configValue(kind configKind, n *yaml.Node) (any, error) {
 			return nil, fmt.Errorf("got %q", s)
 		}
 		return s, nil
-	case kindCommand:
+	case contract.KindChoices:
+		if n.Kind != yaml.SequenceNode {
+			return nil, fmt.Errorf("got %s", describe(n))
+		}
+		list := []any{}
+		for _, e := range n.Content {
+			if e.Kind != yaml.ScalarNode || e.Tag != "!!str" || !setting.Allows(e.Value) {
+				return nil, fmt.Errorf("item %s", describe(e))
+			}
+			list = append(list, e.Value)
+		}
+		return list, nil
+	case contract.KindCommand:
 		if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
 			return n.Value, nil
 		}
 		fallthrough
-	case kindList:
+	case contract.KindList:
 		if n.Kind != yaml.SequenceNode {
 			return nil, fmt.Errorf("got %s", describe(n))
 		}
@@ -251,7 +240,7 @@ func configValue(kind configKind, n *yaml.Node) (any, error) {
 			list = append(list, e.Value)
 		}
 		return list, nil
-	case kindMap:
+	case contract.KindMap:
 		if n.Kind != yaml.MappingNode {
 			return nil, fmt.Errorf("got %s", describe(n))
 		}
@@ -278,10 +267,7 @@ func describe(n *yaml.Node) string {
 }
 
 func allowedKeys() string {
-	keys := make([]string, 0, len(configKeys))
-	for k := range configKeys {
-		keys = append(keys, k)
-	}
+	keys := contract.Keys()
 	sort.Strings(keys)
 	return strings.Join(keys, ", ")
 }
@@ -306,7 +292,7 @@ type configResolver struct {
 // origins says where each contract setting came from (contract.App.Origin).
 func (r *configResolver) origins() map[string]string {
 	out := map[string]string{}
-	for k := range configKeys {
+	for _, k := range contract.Keys() {
 		out[k] = "--" + k
 		if o, ok := r.asked[k]; ok {
 			out[k] = o
@@ -318,7 +304,7 @@ func (r *configResolver) origins() map[string]string {
 func (r *configResolver) Validate(*kong.Application) error { return nil }
 
 func (r *configResolver) Resolve(kctx *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
-	if _, ok := configKeys[flag.Name]; !ok {
+	if _, ok := contract.Lookup(flag.Name); !ok {
 		return nil, nil
 	}
 	if r.asked == nil {

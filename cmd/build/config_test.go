@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme/webapp-pipeline/internal/contract"
 )
 
 // parse parses args as the build program does, in a repository holding
@@ -92,6 +94,8 @@ func TestContractFileErrors(t *testing.T) {
 		"enum":          {"image-build: docker\n", `pipeline.yml:1: image-build must be one of "dockerfile", "native", "auto": got "docker"`},
 		"list item":     {"requirements: [a.txt, 8]\n", "pipeline.yml:1: requirements must be a list of strings: item int \"8\" (quote it)"},
 		"bool case":     {"require-non-root: maybe\n", "pipeline.yml:1: require-non-root must be true or false"},
+		"platform":      {"platforms: [linux/amd64, linux/arm]\n", `pipeline.yml:1: platforms must be a list of "linux/amd64", "linux/arm64": item str "linux/arm"`},
+		"platform list": {"platforms: linux/arm64\n", `pipeline.yml:1: platforms must be a list of "linux/amd64", "linux/arm64": got str "linux/arm64"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parse(t, c.yml, "lint")
@@ -112,15 +116,27 @@ func TestContractKeysAreFlags(t *testing.T) {
 	}
 	for _, cmd := range parser.Model.Children {
 		flags := map[string]bool{}
+		var group []string // the flags in the help's contract group
 		for _, f := range cmd.Flags {
 			flags[f.Name] = true
+			if f.Group != nil && f.Group.Key == "contract" {
+				group = append(group, f.Name)
+			}
 		}
 		if !flags["app-dir"] && cmd.Name != "reproduce" {
 			continue // check takes no contract
 		}
-		for k := range configKeys {
+		for _, k := range contract.Keys() {
 			if !flags[k] {
 				t.Errorf("%s: pipeline.yml key %q is not one of its flags", cmd.Name, k)
+			}
+		}
+		if got, want := strings.Join(group, " "), strings.Join(contract.Keys(), " "); got != want {
+			t.Errorf("%s: the contract flags are\n  %s\nbut contract.Settings has\n  %s", cmd.Name, got, want)
+		}
+		for _, f := range cmd.Flags {
+			if s, ok := contract.Lookup(f.Name); ok && s.Kind == contract.KindChoice && f.Enum != strings.Join(s.Values, ",") {
+				t.Errorf("%s: --%s allows %q, contract.Settings %q", cmd.Name, f.Name, f.Enum, s.Values)
 			}
 		}
 	}
@@ -143,5 +159,42 @@ func TestContractBoolSpellings(t *testing.T) {
 		if err != nil || !cli.Lint.RequireNonRoot {
 			t.Errorf("require-non-root: %s gave %v, %v", v, cli.Lint.RequireNonRoot, err)
 		}
+	}
+}
+
+// The README's "bring your own app" pipeline.yml is a valid contract file.
+func TestReadmeContractParses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```yaml\n")
+	yml, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no ```yaml block: its first screen shows a pipeline.yml")
+	}
+	values, err := parseConfig("README.md", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(values) < 2 {
+		t.Errorf("README's pipeline.yml sets %d keys", len(values))
+	}
+}
+
+// platforms: a list in pipeline.yml, a comma-separated list in BUILD_PLATFORMS and --platforms.
+func TestContractPlatforms(t *testing.T) {
+	cli, err := parse(t, "platforms: [linux/arm64, linux/amd64]\n", "lint")
+	if err != nil || strings.Join(cli.Lint.Platforms, " ") != "linux/arm64 linux/amd64" {
+		t.Errorf("file: %v %v", cli.Lint.Platforms, err)
+	}
+	t.Setenv("BUILD_PLATFORMS", "linux/amd64,linux/arm64")
+	cli, err = parse(t, "platforms: [linux/arm64]\n", "lint")
+	if err != nil || strings.Join(cli.Lint.Platforms, " ") != "linux/amd64 linux/arm64" {
+		t.Errorf("env beats the file: %v %v", cli.Lint.Platforms, err)
+	}
+	cli, err = parse(t, "", "lint", "--platforms", "linux/arm64")
+	if err != nil || strings.Join(cli.Lint.Platforms, " ") != "linux/arm64" {
+		t.Errorf("flag beats env: %v %v", cli.Lint.Platforms, err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 	"io/fs"
 	"net/http"
 	"os"
@@ -329,22 +329,35 @@ func TestIntegrationWrongPassword(t *testing.T) {
 }
 
 // A code-only change must not re-run pip: the deps step is then a cache hit.
+// The summary says so from the engine's own spans; a requirements change is
+// the control (pip runs: "ran").
 func TestIntegrationCodeChangeSkipsPip(t *testing.T) {
 	devEnv(t)
 	if _, _, err := cli(t, "lint", "--source", fixture(t, nil)); err != nil { // warm
 		t.Fatal(err)
 	}
-	changed := fixture(t, map[string]string{"app/webapp/extra.py": fmt.Sprintf("VALUE = %d\n", time.Now().UnixNano())})
+	stamp := time.Now().UnixNano()
+	changed := fixture(t, map[string]string{"app/webapp/extra.py": fmt.Sprintf("VALUE = %d\n", stamp)})
 	_, stderr, err := cli(t, "lint", "--source", changed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The summary says, from the engine's own progress, whether a step's
-	// commands ran or were all served from the cache.
 	if !regexp.MustCompile(`(?m)^  deps +[0-9.]+s  cached$`).MatchString(stderr) {
 		t.Errorf("deps (pip install) not served from the cache after a code-only change:\n%s", stderr)
 	}
 	if !regexp.MustCompile(`(?m)^  lint +[0-9.]+s  ran$`).MatchString(stderr) {
 		t.Errorf("lint did not run again after a code change:\n%s", stderr)
+	}
+	reqs, err := os.ReadFile(filepath.Join(changed, "app", "requirements-dev.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err = cli(t, "lint", "--source", fixture(t, map[string]string{
+		"app/requirements-dev.txt": fmt.Sprintf("%s# %d\n", reqs, stamp)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^  deps +[0-9.]+s  ran$`).MatchString(stderr) {
+		t.Errorf("deps not said to run after a requirements change:\n%s", stderr)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,7 +59,9 @@ func newParser(cli *CLI, w io.Writer, exit func(int)) (*kong.Kong, error) {
 		kong.Description("Build phase of the webapp pipeline (Dagger). Flags fall back to the environment variables shown, "+
 			"the app contract's flags then to the keys of the same name in the repository's pipeline.yml."),
 		kong.Resolvers(&cli.config),
-		kong.Vars{"default_base_image": contract.DefaultBaseImage},
+		kong.Vars{"default_base_image": contract.DefaultBaseImage,
+			"image_builds": strings.Join(contract.ImageBuilds, ","), "deps_kinds": strings.Join(contract.DepsKinds, ","),
+			"platform_kinds": strings.Join(contract.PlatformKinds, ", ")},
 		kong.ExplicitGroups([]kong.Group{{Key: "contract", Title: "App contract (each flag is also a key of pipeline.yml; flag > env > file > default):"}}),
 		kong.Writers(w, w),
 		kong.Exit(exit),

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/acme/webapp-pipeline/internal/checkout"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/help/*.txt")
@@ -75,11 +77,15 @@ func TestPublishFlagsValidate(t *testing.T) {
 func TestRevisionResolve(t *testing.T) {
 	t.Parallel()
 	f := RevisionFlags{}
-	if err := f.resolve(t.Context(), t.TempDir()); err != nil || f.Revision != "dev" {
+	if err := f.resolve(checkout.Read(t.Context(), t.TempDir())); err != nil || f.Revision != "dev" {
 		t.Errorf("no git: revision %q, %v", f.Revision, err)
 	}
+	f = RevisionFlags{}
+	if err := f.resolve(checkout.Facts{Commit: strings.Repeat("a", 40)}); err != nil || f.Revision != strings.Repeat("a", 40) {
+		t.Errorf("a checkout: revision %q, %v", f.Revision, err)
+	}
 	f = RevisionFlags{Revision: "feature/x"}
-	if err := f.resolve(t.Context(), "."); err == nil {
+	if err := f.resolve(checkout.Facts{}); err == nil {
 		t.Error("revision with / accepted as a tag")
 	}
 }

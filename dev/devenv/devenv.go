@@ -1,7 +1,7 @@
 // Package devenv drives the CodeDeploy hooks against the dev environment (dev/env.sh up): it
 // builds small test images, pushes them to the htpasswd registry, lays out deploy bundles from
 // the repository's appspec.yml and scripts/, and probes the health endpoint. Used by the
-// integration tests of internal/codedeploy and by cmd/downtime.
+// integration tests of dev/codedeploy and by dev/cmd/downtime.
 package devenv
 
 import (
@@ -15,8 +15,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Env is what the hooks need from the dev environment (the variables of /run/webapp-dev/env).
@@ -118,6 +121,17 @@ const TestImageHealthPath = "/healthz"
 // the reference by digest. healthStatus 0 (CannotStart) builds an image whose container cannot
 // start at all (its user does not exist).
 func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthStatus int) (string, error) {
+	return e.BuildImageArgs(ctx, repoRoot, repo, tag, healthStatus)
+}
+
+// BuildImageArgs is BuildImage with more build arguments of the image's Dockerfile
+// ("FAIL_AFTER=10": a version that answers 500 from 10 s after its start on).
+func (e Env) BuildImageArgs(ctx context.Context, repoRoot, repo, tag string, healthStatus int, buildArgs ...string) (string, error) {
+	return e.buildImage(ctx, repoRoot, repo, tag, healthStatus, "", buildArgs...)
+}
+
+// buildImage: platform "" is dockerd's own.
+func (e Env) buildImage(ctx context.Context, repoRoot, repo, tag string, healthStatus int, platform string, buildArgs ...string) (string, error) {
 	cfg, err := os.MkdirTemp("", "devenv-docker-config-")
 	if err != nil {
 		return "", err
@@ -135,6 +149,19 @@ func (e Env) BuildImage(ctx context.Context, repoRoot, repo, tag string, healthS
 		"--build-arg", "VERSION=" + tag, "--build-arg", fmt.Sprintf("HEALTH_STATUS=%d", healthStatus)}
 	if healthStatus == CannotStart {
 		args = append(args, "--build-arg", "RUNAS=nosuchuser")
+	}
+	if platform == "" { // dockerd's own, said: the base's tag in dockerd may name another platform's image
+		if platform, err = e.Docker(ctx, cfg, nil, "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"); err != nil {
+			return "", err
+		}
+	}
+	// --pull: FROM takes the base's image for platform from the mirror. Without it the
+	// builder takes whatever the tag names in dockerd, and a `docker run --platform
+	// linux/arm64` of the base (by hand, or a test) leaves the tag naming the arm64 image:
+	// every later "amd64" test image was then arm64, and the hooks refused it.
+	args = append(args, "--pull", "--platform", strings.TrimSpace(platform))
+	for _, a := range buildArgs {
+		args = append(args, "--build-arg", a)
 	}
 	if _, err := e.Docker(ctx, cfg, nil, append(args, filepath.Join(repoRoot, "testdata", "deploy", "image"))...); err != nil {
 		return "", err
@@ -269,4 +296,27 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// StopProxies ends the instance proxies the hooks started under stateDir (their STATE_DIR,
+// scripts/proxy.sh: haproxy daemons, as there is no systemd unit here), one per app directory
+// holding a proxy.pid; names, if given, limit it to those apps. What a test or a dev tool that
+// deployed with the real hooks calls when it is done with its "instance".
+func StopProxies(stateDir string, names ...string) {
+	pids, _ := filepath.Glob(filepath.Join(stateDir, "*", "proxy.pid"))
+	for _, p := range pids {
+		if len(names) > 0 && !slices.Contains(names, filepath.Base(filepath.Dir(p))) {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+		_ = os.Remove(p)
+	}
 }

@@ -8,6 +8,10 @@
 // real agent (codedeploy-local), AllowTraffic puts it back once HAProxy sees it healthy. A failed
 // instance stops the deployment (when the minimum healthy hosts says so) and never gets traffic.
 //
+// An instance may be of another platform than this machine (Options.Platforms, issue 21: a
+// Graviton instance beside amd64 ones): its dockerd runs that platform's containers under
+// emulation (qemu-user-static in binfmt_misc, dev/env.sh install_qemu).
+//
 // Why hand-written: nothing packaged simulates CodeDeploy's fleet scheduling; the pieces it
 // drives (dockerd, HAProxy, the agent) are the real ones.
 package fleet
@@ -23,14 +27,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/acme/webapp-pipeline/dev/codedeploy"
 	"github.com/acme/webapp-pipeline/dev/devenv"
-	"github.com/acme/webapp-pipeline/internal/codedeploy"
 )
 
 // Config is a deployment configuration (CodeDeployDefault.*).
@@ -57,13 +62,20 @@ var Configs = map[string]Config{
 
 // Instance is one simulated EC2 instance.
 type Instance struct {
-	Name    string // i1, i2 ...
-	Addr    string // 127.X.Y.N: where its containers are published
-	Dir     string // the agent's instance dir (deployment-root) and the dockerd's state
-	Socket  string // its dockerd
-	bridge  string
-	subnet  string
-	dockerd *exec.Cmd
+	Name   string // i1, i2 ...
+	Addr   string // 127.X.Y.N: where its containers are published
+	Dir    string // the agent's instance dir (deployment-root) and the dockerd's state
+	Socket string // its dockerd
+	// Platform is what the instance is ("linux/arm64"; "": this machine's). Its docker client is
+	// set to that platform (DOCKER_DEFAULT_PLATFORM in the environment its hooks run in, as an
+	// instance's /etc/environment would hold it): a `docker pull` of an image index then takes
+	// that platform's image and `docker run` runs it, as on a Graviton instance, where dockerd's
+	// own platform is arm64 and nothing needs setting. Here dockerd is this machine's (amd64)
+	// and runs the arm64 container under qemu.
+	Platform string
+	bridge   string
+	subnet   string
+	dockerd  *exec.Cmd
 }
 
 // Fleet is N instances behind HAProxy.
@@ -79,6 +91,7 @@ type Fleet struct {
 	haproxy   *exec.Cmd
 	adminSock string
 	check     *HTTPCheck
+	settings  []string
 }
 
 // HTTPCheck is a target group's health check for HAProxy: GET Path must answer a status in
@@ -96,6 +109,37 @@ type HTTPCheck struct {
 type Options struct {
 	HostPort int
 	Check    *HTTPCheck
+	// Settings are instance settings every instance's hooks get (deploy.env lines, e.g.
+	// WATCH_SECONDS=15), after the fleet's own.
+	Settings []string
+	// Platforms: instance i (from 1) is of Platforms[i-1] ("linux/arm64"); "" or past the end:
+	// this machine's platform.
+	Platforms []string
+}
+
+// emulatedHealthTimeout: an instance of a foreign platform runs its containers under qemu; the
+// python stand-in's server takes seconds longer to answer there (every module compiled at start
+// under emulation), so its hooks wait longer for health (HEALTH_TIMEOUT) than the native ones.
+const emulatedHealthTimeout = 90
+
+// machineArch: the platform this machine's dockerd runs natively.
+func machineArch() string { return "linux/" + runtime.GOARCH }
+
+// canRun says why this machine cannot run platform's programs, or nil: a foreign arm64 or amd64
+// needs its qemu registered in binfmt_misc (dev/env.sh install_qemu).
+func canRun(platform string) error {
+	if platform == machineArch() {
+		return nil
+	}
+	q := map[string]string{"linux/arm64": "qemu-aarch64", "linux/amd64": "qemu-x86_64"}[platform]
+	if q == "" {
+		return fmt.Errorf("platform %q: want linux/amd64 or linux/arm64", platform)
+	}
+	b, err := os.ReadFile("/proc/sys/fs/binfmt_misc/" + q)
+	if err != nil || !strings.HasPrefix(string(b), "enabled") {
+		return fmt.Errorf("this machine cannot run %s programs (no %s in binfmt_misc): run dev/env.sh up (install_qemu)", platform, q)
+	}
+	return nil
 }
 
 // Start brings up n instances (dockerd each) and HAProxy. Stop undoes it.
@@ -112,7 +156,7 @@ func StartWith(ctx context.Context, dir string, n, lbPort int, env devenv.Env, a
 		log = io.Discard
 	}
 	f := &Fleet{Dir: dir, Port: lbPort, HostPort: cmp.Or(o.HostPort, 8080), Env: env, Agent: agent, Log: log,
-		adminSock: filepath.Join(dir, "haproxy.sock"), check: o.Check}
+		adminSock: filepath.Join(dir, "haproxy.sock"), check: o.Check, settings: o.Settings}
 	// Addresses, bridges and subnets derive from the load balancer's port, so two fleets (e.g. a
 	// test and `make fleet`) can run at once.
 	hi, lo := 1+(lbPort>>8)%254, lbPort&255
@@ -121,6 +165,12 @@ func StartWith(ctx context.Context, dir string, n, lbPort int, env devenv.Env, a
 			Dir: filepath.Join(dir, fmt.Sprintf("i%d", i)), bridge: fmt.Sprintf("wf%d-%d", lbPort, i),
 			subnet: fmt.Sprintf("10.%d.%d.1/24", 100+lbPort%100, i)}
 		in.Socket = filepath.Join(in.Dir, "docker.sock")
+		if i <= len(o.Platforms) && o.Platforms[i-1] != "" && o.Platforms[i-1] != machineArch() {
+			in.Platform = o.Platforms[i-1]
+			if err := canRun(in.Platform); err != nil {
+				return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+			}
+		}
 		f.Instances = append(f.Instances, in)
 	}
 	// the ports the fleet needs, free before anything starts: a port held elsewhere (e.g. a
@@ -331,11 +381,23 @@ func (f *Fleet) Stop() {
 				}
 			}
 			stop(in.dockerd)
+			devenv.StopProxies(in.StateDir())
 			_ = exec.Command("ip", "link", "delete", in.bridge).Run()
 		}(in)
 	}
 	wg.Wait()
 }
+
+// platformEnv: what makes a foreign platform's instance pull and run its platform's image.
+func (in *Instance) platformEnv() []string {
+	if in.Platform == "" {
+		return nil
+	}
+	return []string{"DOCKER_DEFAULT_PLATFORM=" + in.Platform, fmt.Sprintf("HEALTH_TIMEOUT=%d", emulatedHealthTimeout)}
+}
+
+// StateDir is an instance's STATE_DIR (scripts/proxy.sh): its proxies' files and the journal.
+func (in *Instance) StateDir() string { return filepath.Join(in.Dir, "state") }
 
 // admin sends one command to HAProxy's runtime API and returns its answer.
 func (f *Fleet) admin(cmd string) (string, error) {
@@ -468,6 +530,8 @@ func (f *Fleet) Deploy(ctx context.Context, bundle string, cfg Config, instanceE
 	}
 	res.Took = time.Since(began)
 	switch {
+	case succeeded == 0: // CodeDeploy: whatever the configuration, at least one instance must succeed
+		res.Err = fmt.Errorf("%s: no instance succeeded (%d failed)", cfg.Name, failed)
 	case cfg.oneAtATime && failed > 0 && !(failed == 1 && res.Instances[n-1].Status == codedeploy.Failed):
 		res.Err = fmt.Errorf("%s: stopped after a failed instance (%d succeeded, %d failed)", cfg.Name, succeeded, failed)
 	case !cfg.oneAtATime && succeeded < minHealthy:
@@ -495,8 +559,12 @@ func (f *Fleet) deployOne(ctx context.Context, in *Instance, bundle string, extr
 		return r
 	}
 	env := f.Env.HookEnv(f.HostPort, filepath.Join(in.Dir, "docker-config"),
-		append([]string{"DOCKER_HOST=unix://" + in.Socket, "HOST_IP=" + in.Addr, "AWS_REGION=" + f.Env.Region,
-			"HEALTH_TIMEOUT=10", "STOP_TIMEOUT=5"}, extraEnv...)...)
+		append(append([]string{"DOCKER_HOST=unix://" + in.Socket, "HOST_IP=" + in.Addr, "AWS_REGION=" + f.Env.Region,
+			"HEALTH_TIMEOUT=10", "STOP_TIMEOUT=5",
+			// the instance's proxy (scripts/proxy.sh): its files, and its containers on the
+			// instance's own loopback address
+			"STATE_DIR=" + in.StateDir(), "BACKEND_IP=" + in.Addr,
+			"WATCH_SECONDS=5"}, append(in.platformEnv(), f.settings...)...), extraEnv...)...) // Options.Settings may watch longer
 	_, err := f.Agent.Deploy(ctx, codedeploy.Options{Bundle: bundle, InstanceDir: in.Dir, Application: "webapp",
 		Group: "fleet", Env: env, Log: prefixLog(f.Log, "fleet: "+in.Name+": ")})
 	if err != nil {

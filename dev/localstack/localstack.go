@@ -4,7 +4,7 @@
 // registry accepting exactly the set's logins (ECR: only moto's token; Parameter Store: the push
 // login, and the pull-only login that may not push), and a recorder in front of moto with one
 // endpoint per role (dev/awsrec), whose calls are checked against what the template grants that
-// role. cmd/pipeline wires it between its stages; nothing here runs a stage.
+// role. dev/cmd/codepipeline wires it between its stages; nothing here runs a stage.
 package localstack
 
 import (

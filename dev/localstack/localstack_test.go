@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/acme/webapp-pipeline/dev/devenv"
-	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 )
 
 // Each set's registry accepts exactly what the real one would: ECR only moto's token, a

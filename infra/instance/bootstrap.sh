@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # infra/instance/bootstrap.sh: makes an EC2 instance ready for the webapp CodeDeploy hooks
-# (scripts/): Docker, the CodeDeploy agent, the AWS CLI, cosign (pinned version and SHA-256) and
+# (scripts/): Docker, the CodeDeploy agent, the AWS CLI, cosign (pinned version and SHA-256),
+# HAProxy + socat with the webapp-proxy@ unit (the switch: scripts/proxy.sh) and
 # /etc/webapp/deploy.env; then restarts the agent once the instance profile is there (the agent
 # reads its credentials when it starts). Amazon Linux 2023 (dnf) and Ubuntu/Debian (apt), x86_64
 # and arm64. Runs as root, as cloud-init user data (the template's launch template embeds this
@@ -29,6 +30,7 @@ IMDS_URL=${IMDS_URL:-http://169.254.169.254}
 PROFILE_WAIT=${PROFILE_WAIT:-600}
 AGENT_DIR=/opt/codedeploy-agent
 COSIGN=/usr/local/bin/cosign
+PROXY_UNIT=/etc/systemd/system/webapp-proxy@.service
 COSIGN_RELEASES=https://github.com/sigstore/cosign/releases/download
 
 log() { printf 'webapp-bootstrap: %s\n' "$*" >&2; }
@@ -148,6 +150,49 @@ install_cosign() {
   log "installed cosign $COSIGN_VERSION at $COSIGN"
 }
 
+# install_proxy: the reverse proxy that owns the host port, so a deployment switches instead of
+# restarting (scripts/proxy.sh says why HAProxy): the distribution's haproxy and socat (the client
+# of its runtime API), and a systemd unit per app, webapp-proxy@NAME, which the hooks enable on
+# their first switch; it runs the config they write after each switch (the last good version), so
+# it comes back with the instance. The distribution's own haproxy service is disabled (its default
+# config serves nothing). webapp-journal (scripts/journal.sh, installed by every hook) is linked
+# into /usr/local/bin.
+install_proxy() {
+  packages haproxy socat
+  if has_systemd && systemctl is-enabled --quiet haproxy.service 2>/dev/null; then
+    systemctl disable --now haproxy.service
+  fi
+  local want
+  want=$(cat <<'UNIT'
+[Unit]
+Description=webapp reverse proxy of %i: owns the host port, switched by the CodeDeploy hooks
+After=network-online.target docker.service
+ConditionPathExists=/var/lib/webapp/%i/proxy.cfg
+
+[Service]
+Type=notify
+ExecStart=/usr/sbin/haproxy -Ws -f /var/lib/webapp/%i/proxy.cfg -p /var/lib/webapp/%i/proxy.pid
+ExecReload=/bin/kill -USR2 $MAINPID
+KillMode=mixed
+Restart=always
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+)
+  mkdir -p /var/lib/webapp && chmod 0750 /var/lib/webapp
+  local journal=/usr/local/bin/webapp-journal
+  [ -L "$journal" ] || ln -sfn /var/lib/webapp/webapp-journal "$journal"
+  if [ -f "$PROXY_UNIT" ] && [ "$(cat "$PROXY_UNIT")" = "$want" ]; then
+    log "webapp-proxy@ unit already installed"
+    return 0
+  fi
+  mkdir -p "$(dirname "$PROXY_UNIT")"
+  printf '%s\n' "$want" > "$PROXY_UNIT"
+  if has_systemd; then systemctl daemon-reload; fi
+  log "installed the webapp-proxy@ unit ($PROXY_UNIT)"
+}
+
 # install_agent: AWS's installer (Ruby) picks the agent package for this system. AGENT_INSTALLED
 # tells the end whether the agent must be (re)started.
 install_agent() {
@@ -208,6 +253,7 @@ main() {
   install_packages
   install_aws_cli
   install_cosign
+  install_proxy
   install_agent
   write_deploy_env
   start_agent

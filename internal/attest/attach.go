@@ -23,18 +23,32 @@ type Claims struct {
 	SBOM []byte
 	// Provenance of the image; its Image must be the image Attach is given.
 	Provenance Provenance
+	// Platforms: when the image is an index, each platform's image and its
+	// SBOM. Each gets its own signature (as `cosign sign --recursive` does),
+	// the index's attestation (its subjects name every platform's digest)
+	// and its SBOM, so cosign verifies an instance's own platform's image by
+	// its digest too.
+	Platforms []PlatformClaims
+}
+
+// PlatformClaims are one platform's image of an index and its SBOM.
+type PlatformClaims struct {
+	Platform string // linux/arm64
+	Digest   string // its manifest digest, sha256:...
+	SBOM     []byte // its CycloneDX JSON
 }
 
 // Result says what Attach wrote (write Statement and SBOM into the build's
 // artifacts: they are the same bytes as in the registry).
 type Result struct {
-	Image        string // repo@sha256:...
-	Signature    string // repo:sha256-<hex>.sig
-	Attestations string // repo:sha256-<hex>.att (the DSSE-signed provenance)
-	SBOM         string // repo:sha256-<hex>.sbom, "" without an SBOM
-	Referrers    bool   // the registry has the OCI referrers API: the attestation and SBOM are also referrers of the image
-	Statement    []byte // the in-toto provenance statement, as signed
-	Envelope     []byte // its DSSE envelope
+	Image        string   // repo@sha256:...
+	Signature    string   // repo:sha256-<hex>.sig
+	Attestations string   // repo:sha256-<hex>.att (the DSSE-signed provenance)
+	SBOM         string   // repo:sha256-<hex>.sbom, "" without an SBOM
+	Platforms    []string // an index: each platform's signature tag, repo:sha256-<hex>.sig
+	Referrers    bool     // the registry has the OCI referrers API: the attestation and SBOM are also referrers of the image
+	Statement    []byte   // the in-toto provenance statement, as signed
+	Envelope     []byte   // its DSSE envelope
 }
 
 // Attach signs image (repo@sha256:..., already pushed: Attach refuses
@@ -78,6 +92,36 @@ func Attach(ctx context.Context, image string, s Signer, c Claims, auth authn.Au
 		}
 		res.SBOM = tagFor(repo, d, "sbom").String()
 	}
+	type platformClaims struct {
+		desc      *v1.Descriptor
+		sbom, sig v1.Image
+	}
+	var plats []platformClaims
+	prov.Byproducts = append([]Material(nil), prov.Byproducts...)
+	for _, pc := range c.Platforms {
+		h, err := v1.NewHash(pc.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("the %s image's digest %q: %w", pc.Platform, pc.Digest, err)
+		}
+		pd, err := remote.Head(repo.Digest(pc.Digest), ropts...)
+		if err != nil {
+			return nil, fmt.Errorf("attach to the %s image %s: it must be pushed first: %w", pc.Platform, pc.Digest, err)
+		}
+		one := platformClaims{desc: pd}
+		if pc.SBOM != nil {
+			sum := sha256.Sum256(pc.SBOM)
+			prov.Byproducts = append(prov.Byproducts, Material{Name: "sbom." + strings.ReplaceAll(pc.Platform, "/", "-") + ".cdx.json",
+				MediaType: string(CycloneDXMediaType), Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}})
+			if one.sbom, err = sbomImage(pc.SBOM, CycloneDXMediaType); err != nil {
+				return nil, err
+			}
+		}
+		if one.sig, _, err = signatureImage(ctx, s, repo, h); err != nil {
+			return nil, err
+		}
+		plats = append(plats, one)
+		res.Platforms = append(res.Platforms, tagFor(repo, h, "sig").String())
+	}
 	if res.Statement, err = prov.Statement(); err != nil {
 		return nil, err
 	}
@@ -97,22 +141,20 @@ func Attach(ctx context.Context, image string, s Signer, c Claims, auth authn.Au
 	if err != nil {
 		return nil, err
 	}
-	push := func(img v1.Image, tag name.Tag) error {
-		if err := remote.Write(tag, img, ropts...); err != nil {
-			return fmt.Errorf("push %s: %w", tag, err)
-		}
-		if res.Referrers {
-			// the same artifact, naming the image as its subject (OCI 1.1)
-			ref := mutate.Subject(img, *desc).(v1.Image)
-			rd, err := ref.Digest()
-			if err != nil {
-				return err
-			}
-			if err := remote.Write(repo.Digest(rd.String()), ref, ropts...); err != nil {
-				return fmt.Errorf("push the referrer of %s: %w", tag, err)
+	push := func(img v1.Image, tag name.Tag) error { return pushArtifact(img, tag, desc, res.Referrers, ropts) }
+	for _, pc := range plats {
+		pd := pc.desc.Digest
+		if pc.sbom != nil {
+			if err := pushArtifact(pc.sbom, tagFor(repo, pd, "sbom"), pc.desc, res.Referrers, ropts); err != nil {
+				return nil, err
 			}
 		}
-		return nil
+		if err := pushArtifact(att, tagFor(repo, pd, "att"), pc.desc, res.Referrers, ropts); err != nil {
+			return nil, err
+		}
+		if err := remote.Write(tagFor(repo, pd, "sig"), pc.sig, ropts...); err != nil {
+			return nil, fmt.Errorf("push %s: %w", tagFor(repo, pd, "sig"), err)
+		}
 	}
 	if sbom != nil {
 		if err := push(sbom, tagFor(repo, d, "sbom")); err != nil {
@@ -126,6 +168,27 @@ func Attach(ctx context.Context, image string, s Signer, c Claims, auth authn.Au
 		return nil, fmt.Errorf("push %s: %w", res.Signature, err)
 	}
 	return res, nil
+}
+
+// pushArtifact pushes img (an SBOM or attestation) under cosign's tag and,
+// where the registry has the referrers API, as a referrer of subject too.
+func pushArtifact(img v1.Image, tag name.Tag, subject *v1.Descriptor, referrers bool, ropts []remote.Option) error {
+	if err := remote.Write(tag, img, ropts...); err != nil {
+		return fmt.Errorf("push %s: %w", tag, err)
+	}
+	if !referrers {
+		return nil
+	}
+	// the same artifact, naming the image as its subject (OCI 1.1)
+	ref := mutate.Subject(img, *subject).(v1.Image)
+	rd, err := ref.Digest()
+	if err != nil {
+		return err
+	}
+	if err := remote.Write(tag.Context().Digest(rd.String()), ref, ropts...); err != nil {
+		return fmt.Errorf("push the referrer of %s: %w", tag, err)
+	}
+	return nil
 }
 
 // hasReferrersAPI asks the registry for the referrers of ref: an OCI 1.1

@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -308,5 +310,95 @@ func TestFetchProvenanceAndSameMaterials(t *testing.T) {
 	b, _ = rebuilt.Statement()
 	if err := SameMaterials(got, b); err == nil || !strings.Contains(err.Error(), "materials differ") {
 		t.Fatalf("changed requirements: err = %v", err)
+	}
+}
+
+// An image index: the index and each platform's image get a signature that
+// verifies over their own digest; the provenance (attached to each) names
+// every platform's digest with its platform, and each platform's SBOM.
+func TestAttachIndexSignsEveryPlatform(t *testing.T) {
+	host := inProcessRegistry(t, true)
+	ctx := context.Background()
+	var adds []mutate.IndexAddendum
+	var plats []PlatformClaims
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(256, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := img.Digest()
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+		plats = append(plats, PlatformClaims{Platform: "linux/" + arch, Digest: d.String(),
+			SBOM: []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","metadata":{"arch":"` + arch + `"}}`)})
+	}
+	ii := mutate.AppendManifests(empty.Index, adds...)
+	tag, err := name.NewTag(host+"/app:multi", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(tag, ii); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := ii.Digest()
+	image := host + "/app@" + id.String()
+	key := newKey(t, "k")
+	prov := testProvenance(image)
+	for _, pc := range plats {
+		prov.Platforms = append(prov.Platforms, PlatformImage{Platform: pc.Platform, Digest: pc.Digest})
+	}
+	res, err := Attach(ctx, image, key, Claims{Provenance: prov, Platforms: plats}, authn.Anonymous)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Platforms) != 2 {
+		t.Fatalf("platform signatures: %v", res.Platforms)
+	}
+	for i, pc := range plats {
+		hexd := strings.TrimPrefix(pc.Digest, "sha256:")
+		descs, blobs := fetchLayers(t, host+"/app:sha256-"+hexd+".sig")
+		var p simpleSigning
+		if err := json.Unmarshal(blobs[0], &p); err != nil || p.Critical.Image.DockerManifestDigest != pc.Digest {
+			t.Fatalf("%s: payload %s (%v)", pc.Platform, blobs[0], err)
+		}
+		sig, _ := base64.StdEncoding.DecodeString(descs[0].Annotations[sigAnnotation])
+		if !verifyECDSA(&key.Key.PublicKey, blobs[0], sig) {
+			t.Fatalf("%s: the signature does not verify", pc.Platform)
+		}
+		if res.Platforms[i] != host+"/app:sha256-"+hexd+".sig" {
+			t.Errorf("%s: signature tag %s", pc.Platform, res.Platforms[i])
+		}
+		_, blobs = fetchLayers(t, host+"/app:sha256-"+hexd+".sbom")
+		if !bytes.Equal(blobs[0], pc.SBOM) {
+			t.Errorf("%s: the .sbom image holds %s", pc.Platform, blobs[0])
+		}
+		_, blobs = fetchLayers(t, host+"/app:sha256-"+hexd+".att")
+		var env dsse.Envelope
+		if err := json.Unmarshal(blobs[0], &env); err != nil {
+			t.Fatal(err)
+		}
+		stmt, _ := env.DecodeB64Payload()
+		if !bytes.Equal(stmt, res.Statement) {
+			t.Errorf("%s: its attestation is not the index's", pc.Platform)
+		}
+	}
+	var st struct {
+		Subject []struct {
+			Digest      map[string]string `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"subject"`
+	}
+	if err := json.Unmarshal(res.Statement, &st); err != nil || len(st.Subject) != 3 {
+		t.Fatalf("subjects: %s (%v)", res.Statement, err)
+	}
+	for i, pc := range plats {
+		s := st.Subject[i+1]
+		if "sha256:"+s.Digest["sha256"] != pc.Digest || s.Annotations["platform"] != pc.Platform {
+			t.Errorf("subject %d: %+v, want %s %s", i+1, s, pc.Platform, pc.Digest)
+		}
+	}
+	for _, want := range []string{`"name":"sbom.linux-amd64.cdx.json"`, `"name":"sbom.linux-arm64.cdx.json"`} {
+		if !strings.Contains(string(res.Statement), want) {
+			t.Errorf("statement lacks %s", want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 )
 
 // devEnv is what the integration tests use of the dev environment: the push
@@ -81,8 +82,15 @@ func (e devEnv) push(t *testing.T, img v1.Image, tag string) string {
 	return e.repo + "@" + d.String()
 }
 
-// runnableImage is a random image with a platform (docker pulls it).
+// runnableImage is a random image with a platform (docker pulls it): the
+// dev dockerd's, this host's (the hook refuses another).
 func runnableImage(t *testing.T) v1.Image {
+	t.Helper()
+	return platformImage(t, runtime.GOARCH)
+}
+
+// platformImage is a random image whose config says linux/arch.
+func platformImage(t *testing.T, arch string) v1.Image {
 	t.Helper()
 	img, err := random.Image(512, 2)
 	if err != nil {
@@ -90,7 +98,7 @@ func runnableImage(t *testing.T) v1.Image {
 	}
 	cf, _ := img.ConfigFile()
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.OS, cf.Architecture = "linux", arch
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -23,8 +24,14 @@ func (e devEnv) hookRun(t *testing.T, image, key, repo string, extraEnv ...strin
 	if err := os.MkdirAll(filepath.Join(bundle, "scripts"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"lib.sh", "verify_image.sh", "after_install.sh"} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "scripts", f))
+	// Every script, as the bundle carries them (lib.sh sources its siblings).
+	scripts, err := filepath.Glob(filepath.Join("..", "..", "scripts", "*.sh"))
+	if err != nil || len(scripts) == 0 {
+		t.Fatalf("no scripts/*.sh: %v", err)
+	}
+	for _, path := range scripts {
+		f := filepath.Base(path)
+		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +61,7 @@ func (e devEnv) hookRun(t *testing.T, image, key, repo string, extraEnv ...strin
 	}, extraEnv...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -79,6 +86,12 @@ func TestAfterInstallVerifiesTheImage(t *testing.T) {
 	const repo = "https://github.com/acme/shop"
 	tampered := e.tampered(t, img, res, "hook-tampered")
 	unsigned := e.push(t, runnableImage(t), "hook-unsigned")
+	// signed, but of the other platform: an arm64 image on an amd64 instance (or the reverse)
+	other := map[string]string{"amd64": "arm64", "arm64": "amd64"}[runtime.GOARCH]
+	foreign := e.push(t, platformImage(t, other), "hook-foreign")
+	if _, err := Attach(ctx, foreign, signer, Claims{Provenance: testProvenance(foreign)}, e.auth); err != nil {
+		t.Fatal(err)
+	}
 	// an attachment missing: signed, then its provenance deleted from the registry
 	noAtt := e.push(t, runnableImage(t), "hook-noatt")
 	nres, err := Attach(ctx, noAtt, signer, Claims{Provenance: testProvenance(noAtt)}, e.auth)
@@ -94,7 +107,7 @@ func TestAfterInstallVerifiesTheImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, i := range []string{image, tampered, unsigned, noAtt} {
+		for _, i := range []string{image, tampered, unsigned, noAtt, foreign} {
 			_ = exec.Command("docker", "-H", os.Getenv("DOCKER_HOST"), "rmi", "-f", i).Run()
 		}
 	})
@@ -120,6 +133,8 @@ func TestAfterInstallVerifiesTheImage(t *testing.T) {
 			"refusing " + image + ": no provenance signed by " + keyA + " naming https://github.com/evil/fork"},
 		{"no SIGNING_KEY", image, "", repo, "refusing " + image + ": no SIGNING_KEY"},
 		{"a missing provenance", noAtt, keyA, repo, "refusing " + noAtt + ": no provenance signed by " + keyA},
+		{"another platform's image", foreign, keyA, repo, "refusing " + foreign + ": it is a linux/" + other +
+			" image and this instance is linux/" + runtime.GOARCH + ": add linux/" + runtime.GOARCH + " to platforms in pipeline.yml"},
 	} {
 		code, out := e.hookRun(t, c.image, c.key, c.repo)
 		last := lastLine(out)

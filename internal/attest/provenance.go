@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	intoto "github.com/in-toto/attestation/go/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -50,8 +51,20 @@ type Provenance struct {
 	// Byproducts: the SBOM, added by Attach with its digest.
 	Byproducts []Material
 
+	// Platforms: when Image is an image index (more than one platform), each
+	// platform's image by its manifest digest; each is a subject beside the
+	// index, annotated with its platform, so an instance can check that the
+	// image it pulls for its own platform is one this provenance is of.
+	Platforms []PlatformImage
+
 	InvocationID          string    // e.g. the CodeBuild build id
 	StartedOn, FinishedOn time.Time // zero: left out (a rebuild then gives the same statement)
+}
+
+// PlatformImage is one platform's image of an index.
+type PlatformImage struct {
+	Platform string // linux/arm64
+	Digest   string // sha256:...
 }
 
 // Material is one resource: a URI and/or name, and its digests
@@ -133,9 +146,20 @@ func (p Provenance) Statement() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	subjects := []*intoto.ResourceDescriptor{{Name: img.Context().Name(), Digest: digestMap(img.DigestStr())}}
+	for _, pi := range p.Platforms {
+		if _, err := v1.NewHash(pi.Digest); err != nil {
+			return nil, fmt.Errorf("provenance: the %s image's digest %q: %w", pi.Platform, pi.Digest, err)
+		}
+		ann, err := toStruct(map[string]any{"platform": pi.Platform})
+		if err != nil {
+			return nil, err
+		}
+		subjects = append(subjects, &intoto.ResourceDescriptor{Name: img.Context().Name(), Digest: digestMap(pi.Digest), Annotations: ann})
+	}
 	st := &intoto.Statement{
 		Type:          intoto.StatementTypeUri,
-		Subject:       []*intoto.ResourceDescriptor{{Name: img.Context().Name(), Digest: digestMap(img.DigestStr())}},
+		Subject:       subjects,
 		PredicateType: SLSAProvenanceType,
 		Predicate:     predStruct,
 	}

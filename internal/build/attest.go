@@ -16,8 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/acme/webapp-pipeline/internal/attest"
+	"github.com/acme/webapp-pipeline/internal/checkout"
 	"github.com/acme/webapp-pipeline/internal/contract"
-	"github.com/acme/webapp-pipeline/internal/gitx"
 )
 
 // What ships with the image (issue 13, docs/supply-chain.md): an SBOM made
@@ -54,7 +54,7 @@ func SourceRepository(ctx context.Context, source, given string) string {
 			return normalizeRepoURL(u)
 		}
 	}
-	if u, err := gitx.Out(ctx, source, "remote", "get-url", "origin"); err == nil && u != "" {
+	if u := checkout.Origin(ctx, source); u != "" {
 		return normalizeRepoURL(u)
 	}
 	if abs, err := filepath.Abs(source); err == nil {
@@ -88,14 +88,14 @@ func normalizeRepoURL(s string) string {
 // The smoke test waits for exported: it reads its container's lines from the
 // engine's progress output, which trails (and has lost them) while the engine
 // exports a layout at the same time; syft, a host process, runs beside it.
-func (p *pipeline) sbom(ctx context.Context, syft, dir string, exported func()) (*attest.SBOM, error) {
-	var sb *attest.SBOM
+//
+// An index gets one SBOM per platform (each platform's image holds its own
+// packages), in the contract's order; the first is the one the summary counts.
+func (p *session) sbom(ctx context.Context, img *builtImage, syft, dir string, exported func()) ([]*attest.SBOM, error) {
+	var sboms []*attest.SBOM
 	err := p.timed(ctx, "sbom", func() error {
 		start := time.Now()
-		var err error
-		if p.hostLayout != dir { // the Dockerfile image's is there already
-			err = p.exportNative(ctx, dir)
-		}
+		err := p.exportLayouts(ctx, img, dir)
 		exported()
 		if err != nil {
 			return newFailure("sbom", "export the image layout", err)
@@ -108,22 +108,32 @@ func (p *pipeline) sbom(ctx context.Context, syft, dir string, exported func()) 
 		if p.memo.dir != "" {
 			cache.Dir = filepath.Join(p.memo.dir, "sbom-layers")
 		}
-		var how string
-		if sb, how, err = cache.OfLayout(ctx, syft, dir); err != nil {
-			return &stepFailure{Step: "sbom", Cmd: "syft scan oci-dir:" + dir, Exit: -1, Err: err}
+		each := img.platforms
+		if each == nil {
+			each = []*builtImage{{host: dir}}
 		}
-		p.log.Info("sbom", "packages", packageCounts(sb.Packages), "export_seconds", secs(scanned.Sub(start)),
-			"sbom_seconds", secs(time.Since(scanned)), "made_by", how)
+		for _, one := range each {
+			sb, how, err := cache.OfLayout(ctx, syft, one.host)
+			if err != nil {
+				if one.platform != "" {
+					err = fmt.Errorf("%s: %w", one.platform, err)
+				}
+				return &stepFailure{Step: "sbom", Cmd: "syft scan oci-dir:" + one.host, Exit: -1, Err: err}
+			}
+			sboms = append(sboms, sb)
+			p.log.Info("sbom", "platform", one.platform, "packages", packageCounts(sb.Packages), "export_seconds", secs(scanned.Sub(start)),
+				"sbom_seconds", secs(time.Since(scanned)), "made_by", how)
+		}
 		return nil
 	})
-	return sb, err
+	return sboms, err
 }
 
 // provenance is what this build knows about how it made image (repo@sha256:...):
 // the contract and the settings that change the image as parameters, the
 // base image by digest, the dependency files and the Dockerfile as
 // materials. reproduce builds the same value from its rebuild.
-func (p *pipeline) provenance(ctx context.Context, image, repository, revision, commit string) (attest.Provenance, error) {
+func (p *session) provenance(ctx context.Context, image, repository, revision, commit string) (attest.Provenance, error) {
 	base, err := p.c.Container().From(p.app.BaseImage).ImageRef(ctx)
 	if err != nil || !strings.Contains(base, "@sha256:") {
 		return attest.Provenance{}, fmt.Errorf("resolve the base image %s to a digest: %v", p.app.BaseImage, err)
@@ -139,7 +149,7 @@ func (p *pipeline) provenance(ctx context.Context, image, repository, revision, 
 		// Only what changes the image: a rebuild with other harmless
 		// settings (the push repository, the login) has the same materials.
 		Parameters: map[string]any{"contract": p.app, "flags": map[string]any{
-			"revision": revision, "source-date-epoch": sourceDateEpoch(ctx, p.b.Source)}},
+			"revision": revision, "source-date-epoch": p.b.Checkout.Epoch}},
 		BaseImage:    base,
 		Materials:    mats,
 		InvocationID: os.Getenv("CODEBUILD_BUILD_ID"),
@@ -208,9 +218,13 @@ func builder() (id string, version map[string]string) {
 	return id, version
 }
 
-// attestFiles are --out/attest: the same bytes as in the registry.
-func attestFiles(res *attest.Result, sb *attest.SBOM, statement []byte) map[string][]byte {
-	files := map[string][]byte{"sbom.cdx.json": sb.JSON}
+// attestFiles are --out/attest: the same bytes as in the registry. sboms
+// are the SBOM files by name (sbom.cdx.json; an index: sbom.<os>-<arch>.cdx.json each).
+func attestFiles(res *attest.Result, sboms map[string][]byte, statement []byte) map[string][]byte {
+	files := map[string][]byte{}
+	for name, b := range sboms {
+		files[name] = b
+	}
 	if res != nil {
 		files["provenance.intoto.json"] = res.Statement
 		files["provenance.dsse.json"] = res.Envelope
@@ -229,13 +243,14 @@ func basicAuth(user, password string) authn.Authenticator {
 // claims prepares the provenance of the image about to be pushed, and checks
 // it makes a valid statement (with the layout's digest as the subject):
 // a provenance that cannot be made fails the build before the push.
-func (p *pipeline) claims(ctx context.Context, revision string, pf Publish) (attest.Provenance, error) {
-	prov, err := p.provenance(ctx, "", pf.SourceRepository, revision, commitOf(ctx, p.b.Source, revision))
+func (p *session) claims(ctx context.Context, img *builtImage, revision string, pf Publish) (attest.Provenance, error) {
+	prov, err := p.provenance(ctx, "", pf.SourceRepository, revision, commitOf(p.b.Checkout, revision))
 	if err == nil && pf.SourceRepository != "" {
 		check := prov
 		var facts *imageFacts
-		if facts, err = p.imageFacts(ctx); err == nil {
+		if facts, err = img.facts(ctx); err == nil {
 			check.Image = pf.ImageRepo + "@" + facts.Digest
+			check.Platforms = platformImages(facts.Platforms)
 			_, err = check.Statement()
 		}
 	}
@@ -250,20 +265,35 @@ func (p *pipeline) claims(ctx context.Context, revision string, pf Publish) (att
 
 // commitOf is the commit built: the revision when it is a commit id, else
 // the checkout's HEAD, else "".
-func commitOf(ctx context.Context, source, revision string) string {
+func commitOf(co checkout.Facts, revision string) string {
 	if isCommit(revision) {
 		return revision
 	}
-	return gitx.Head(ctx, source)
+	return co.Commit
 }
 
 // attest writes --out/attest for the pushed image ref and, with a signer,
 // signs the claims and attaches them in the registry (the step "attest",
 // after the push: Attach refuses a digest the registry does not serve).
 // Unsigned, the SBOM and the provenance statement are only written.
-func (p *pipeline) attest(ctx context.Context, tmp, ref string, prov attest.Provenance, s *attest.KMSSigner,
-	sb *attest.SBOM, auth authn.Authenticator) error {
+//
+// An image index (plats: each platform's image, sboms: each one's SBOM, in
+// the same order): the provenance names every platform's digest beside the
+// index's, and each platform's image gets its own signature, the
+// attestation and its own SBOM (attest.Claims.Platforms).
+func (p *session) attest(ctx context.Context, tmp, ref string, prov attest.Provenance, s *attest.KMSSigner,
+	sb *attest.SBOM, plats []platformFacts, sboms []*attest.SBOM, auth authn.Authenticator) error {
 	prov.Image = ref
+	prov.Platforms = platformImages(plats)
+	claims := attest.Claims{Provenance: prov}
+	files := map[string][]byte{}
+	if len(plats) == 0 {
+		claims.SBOM, files["sbom.cdx.json"] = sb.JSON, sb.JSON
+	}
+	for i, pl := range plats {
+		claims.Platforms = append(claims.Platforms, attest.PlatformClaims{Platform: pl.Platform, Digest: pl.Digest, SBOM: sboms[i].JSON})
+		files["sbom."+strings.ReplaceAll(pl.Platform, "/", "-")+".cdx.json"] = sboms[i].JSON
+	}
 	dir := filepath.Join(tmp, "attest")
 	if s == nil {
 		var statement []byte
@@ -273,18 +303,28 @@ func (p *pipeline) attest(ctx context.Context, tmp, ref string, prov attest.Prov
 				return &stepFailure{Step: "attest", Exit: -1, Err: err}
 			}
 		}
-		return writeFiles(dir, attestFiles(nil, sb, statement))
+		return writeFiles(dir, attestFiles(nil, files, statement))
 	}
 	var res *attest.Result
 	err := p.timed(ctx, "attest", func() error {
 		var err error
-		res, err = attest.Attach(ctx, ref, s, attest.Claims{SBOM: sb.JSON, Provenance: prov}, auth)
+		res, err = attest.Attach(ctx, ref, s, claims, auth)
 		return err
 	})
 	if err != nil {
 		return &stepFailure{Step: "attest", Cmd: "sign with " + s.Ref() + " and attach to " + ref, Exit: -1,
 			Err: fmt.Errorf("%w (the image is pushed, unsigned; --out was left as it was)", err)}
 	}
-	p.log.Info("attested", "signature", res.Signature, "attestations", res.Attestations, "sbom", res.SBOM, "referrers", res.Referrers)
-	return writeFiles(dir, attestFiles(res, sb, nil))
+	p.log.Info("attested", "signature", res.Signature, "attestations", res.Attestations, "sbom", res.SBOM, "referrers", res.Referrers,
+		"platforms", strings.Join(res.Platforms, " "))
+	return writeFiles(dir, attestFiles(res, files, nil))
+}
+
+// platformImages are an index's images as the provenance names them.
+func platformImages(plats []platformFacts) []attest.PlatformImage {
+	var out []attest.PlatformImage
+	for _, pl := range plats {
+		out = append(out, attest.PlatformImage{Platform: pl.Platform, Digest: pl.Digest})
+	}
+	return out
 }

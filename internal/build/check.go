@@ -10,32 +10,11 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/acme/webapp-pipeline/internal/appspec"
 )
 
-// Hooks that take scripts in an EC2/on-premises in-place deployment, in
-// lifecycle order. DownloadBundle and Install are run by the agent itself.
-var (
-	validHooks  = []string{"ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"}
-	agentHooks  = map[string]bool{"DownloadBundle": true, "Install": true}
-	maxTimeout  = 3600
-	fileExists  = map[string]bool{"DISALLOW": true, "OVERWRITE": true, "RETAIN": true}
-	maxProblems = 3 // problems named in the one-line error
-)
-
-type appspec struct {
-	Version            yaml.Node `yaml:"version"`
-	OS                 string    `yaml:"os"`
-	FileExistsBehavior string    `yaml:"file_exists_behavior"`
-	Files              []struct {
-		Source      string `yaml:"source"`
-		Destination string `yaml:"destination"`
-	} `yaml:"files"`
-	Hooks map[string][]struct {
-		Location string `yaml:"location"`
-		Timeout  *int   `yaml:"timeout"`
-		Runas    string `yaml:"runas"`
-	} `yaml:"hooks"`
-}
+const maxProblems = 3 // problems named in the one-line error
 
 // checkBundle validates a CodeDeploy bundle directory (and a buildspec, if
 // given) and returns one line naming the problems and how to fix them.
@@ -59,8 +38,8 @@ func bundleProblems(dir string) []string {
 	if err != nil {
 		return []string{fmt.Sprintf("no appspec.yml at the bundle root (%v)", errText(err))}
 	}
-	var spec appspec
-	if err := yaml.Unmarshal(raw, &spec); err != nil {
+	spec, err := appspec.Parse(raw)
+	if err != nil {
 		return []string{"appspec.yml does not parse: " + oneLine(err.Error())}
 	}
 	var p []string
@@ -72,8 +51,8 @@ func bundleProblems(dir string) []string {
 	if spec.OS != "linux" {
 		add("appspec.yml: os is %q, must be linux", spec.OS)
 	}
-	if b := spec.FileExistsBehavior; b != "" && !fileExists[b] {
-		add("appspec.yml: file_exists_behavior %q must be DISALLOW, OVERWRITE or RETAIN", b)
+	if b := spec.FileExistsBehavior; b != "" && !contains(appspec.FileExistsBehaviors, b) {
+		add("appspec.yml: file_exists_behavior %q must be %s", b, strings.Join(appspec.FileExistsBehaviors, ", "))
 	}
 	for _, f := range spec.Files {
 		if !path.IsAbs(f.Destination) {
@@ -90,17 +69,18 @@ func bundleProblems(dir string) []string {
 	}
 	sort.Strings(hooks)
 	for _, h := range hooks {
+		ev, ok := appspec.Lookup(h)
 		switch {
-		case agentHooks[h]:
-			add("appspec.yml: hook %s takes no scripts (the agent runs it); remove it", h)
+		case !ok:
+			add("appspec.yml: %q is not an EC2 in-place hook (valid: %s)", h, strings.Join(appspec.ScriptEvents(), ", "))
 			continue
-		case !contains(validHooks, h):
-			add("appspec.yml: %q is not an EC2 in-place hook (valid: %s)", h, strings.Join(validHooks, ", "))
+		case !ev.Scripts:
+			add("appspec.yml: hook %s takes no scripts (the agent runs it); remove it", h)
 			continue
 		}
 		for _, e := range spec.Hooks[h] {
-			if e.Timeout != nil && (*e.Timeout < 1 || *e.Timeout > maxTimeout) {
-				add("appspec.yml: %s timeout %d must be 1..%d seconds", h, *e.Timeout, maxTimeout)
+			if e.Timeout != nil && (*e.Timeout < 1 || *e.Timeout > appspec.MaxTimeout) {
+				add("appspec.yml: %s timeout %d must be 1..%d seconds", h, *e.Timeout, appspec.MaxTimeout)
 			}
 			if e.Location == "" {
 				add("appspec.yml: %s entry has no location", h)

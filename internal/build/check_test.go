@@ -68,6 +68,8 @@ func TestCheckBundle(t *testing.T) {
 		{"not yaml", with("appspec.yml", "version: [\n"), 0o755, "does not parse"},
 		{"version", with("appspec.yml", strings.Replace(goodAppspec, "0.0", "1.0", 1)), 0o755, `version is "1.0"`},
 		{"os", with("appspec.yml", strings.Replace(goodAppspec, "linux", "windows", 1)), 0o755, `os is "windows"`},
+		// the traffic events of an in-place deployment take scripts too (internal/appspec, the one model)
+		{"traffic hooks", with("appspec.yml", goodAppspec+"  BeforeBlockTraffic:\n    - location: scripts/stop.sh\n  AfterAllowTraffic:\n    - location: scripts/start.sh\n"), 0o755, ""},
 		{"agent hook", with("appspec.yml", goodAppspec+"  Install:\n    - location: scripts/start.sh\n"), 0o755, "Install takes no scripts"},
 		{"unknown hook", with("appspec.yml", goodAppspec+"  AfterDeploy:\n    - location: scripts/start.sh\n"), 0o755, `"AfterDeploy" is not an EC2 in-place hook`},
 		{"timeout", with("appspec.yml", strings.Replace(goodAppspec, "3600", "3601", 1)), 0o755, "timeout 3601"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -46,7 +47,7 @@ func Checks(ctx context.Context, b Build, out string) error {
 		if werr := writeDirAtomic(dir, func(tmp string) error { return writeFiles(tmp, reports) }); werr != nil {
 			return errors.Join(err, fmt.Errorf("write reports: %w", werr))
 		}
-		b.Report.inv.reports = dir
+		b.Report.wroteReports(dir)
 	}
 	return err
 }
@@ -54,32 +55,48 @@ func Checks(ctx context.Context, b Build, out string) error {
 // Image builds the image and smoke-tests it; with tarball, it also exports
 // it as an OCI archive: the layout publish pushes, so the same digest.
 func Image(ctx context.Context, b Build, revision, tarball string) error {
-	b.Report.inv.revision = revision
+	b.Report.building(revision)
 	p, err := connect(ctx, b)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	if err := p.image(ctx, revision); err != nil {
-		return err
-	}
-	smoke, err := p.smoke(ctx)
+	layoutDir, err := os.MkdirTemp("", "build-layout-")
 	if err != nil {
 		return err
 	}
-	if facts, err := p.imageFacts(ctx); err == nil {
+	defer os.RemoveAll(layoutDir)
+	img, err := p.image(ctx, revision, layoutDir)
+	if err != nil {
+		return err
+	}
+	smoke, err := p.smoke(ctx, img, nil)
+	if err != nil {
+		return err
+	}
+	if img.platforms != nil { // the index is written over the platforms' exported layouts
+		if err := p.exportLayouts(ctx, img, layoutDir); err != nil {
+			return fmt.Errorf("export the image layouts: %w", err)
+		}
+	}
+	if facts, err := img.facts(ctx); err == nil {
 		facts.Build, facts.Reproducible, facts.Smoke = p.app.Build, p.app.Reproducible(), smoke
-		b.Report.image = facts
+		b.Report.built(facts)
 	}
 	if tarball == "" {
 		return nil
 	}
 	start := time.Now()
 	var err2 error
-	if p.hostLayout != "" {
-		err2 = exportArchive(ctx, p.img, tarball) // the same image, exported again: the same archive
-	} else if _, err := ci.ImageTarball(p.c, p.app.BaseImage, p.layout).Export(ctx, tarball); err != nil {
-		err2 = explain(err)
+	switch {
+	case img.platforms != nil:
+		err2 = tarLayout(layoutDir, tarball) // the index and every platform's image: what publish pushes
+	case img.host != "":
+		err2 = exportArchive(ctx, img.ctr, tarball) // the same image, exported again: the same archive
+	default:
+		if _, err := ci.ImageTarball(p.c, p.app.BaseImage, img.layout).Export(ctx, tarball); err != nil {
+			err2 = explain(err)
+		}
 	}
 	if err2 != nil {
 		return fmt.Errorf("export image tarball to %s: %w", tarball, err2)

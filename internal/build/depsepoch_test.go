@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/acme/webapp-pipeline/internal/checkout"
 	"github.com/acme/webapp-pipeline/internal/contract"
 )
 
@@ -45,7 +46,7 @@ func TestDepsEpoch(t *testing.T) {
 	app := contract.App{Dir: "app", Deps: contract.DepsRequirements, Requirements: []string{"requirements.txt"},
 		DevRequirements: []string{"requirements-dev.txt"}}
 
-	if got := depsEpoch(ctx, repo, app); got != 0 {
+	if got := depsEpoch(ctx, filepath.Join(repo, app.Dir), checkout.Read(ctx, repo).Epoch, app); got != 0 {
 		t.Errorf("not a checkout: %d, want 0 (undated, as the commit time)", got)
 	}
 	git("1700000000", "init", "-q")
@@ -55,31 +56,31 @@ func TestDepsEpoch(t *testing.T) {
 	write("app/webapp.py", "x = 2\n")
 	write("app/tests/requirements.txt", "not the app's\n")
 	commit("1700000100", "code only")
-	if got := depsEpoch(ctx, repo, app); got != 1700000000 {
+	if got := depsEpoch(ctx, filepath.Join(repo, app.Dir), checkout.Read(ctx, repo).Epoch, app); got != 1700000000 {
 		t.Errorf("after a code-only commit: %d, want the requirements' commit 1700000000", got)
 	}
 	write("app/requirements-dev.txt", "pytest==8.4.2\n")
 	commit("1700000200", "a dev requirement")
 	write("app/webapp.py", "x = 3\n")
 	commit("1700000300", "code only")
-	if got := depsEpoch(ctx, repo, app); got != 1700000200 {
+	if got := depsEpoch(ctx, filepath.Join(repo, app.Dir), checkout.Read(ctx, repo).Epoch, app); got != 1700000200 {
 		t.Errorf("after a dev requirements commit then code: %d, want 1700000200", got)
 	}
 	// pyproject apps: only pyproject.toml counts, requirements files do not
 	app.Deps = contract.DepsPyproject
-	if got := depsEpoch(ctx, repo, app); got != 1700000300 {
+	if got := depsEpoch(ctx, filepath.Join(repo, app.Dir), checkout.Read(ctx, repo).Epoch, app); got != 1700000300 {
 		t.Errorf("pyproject app without a committed pyproject.toml: %d, want the commit time 1700000300", got)
 	}
 	write("app/pyproject.toml", "[project]\nname = \"x\"\n")
 	commit("1700000400", "pyproject")
 	write("app/webapp.py", "x = 4\n")
 	commit("1700000500", "code only")
-	if got := depsEpoch(ctx, repo, app); got != 1700000400 {
+	if got := depsEpoch(ctx, filepath.Join(repo, app.Dir), checkout.Read(ctx, repo).Epoch, app); got != 1700000400 {
 		t.Errorf("pyproject app: %d, want 1700000400", got)
 	}
 	// SOURCE_DATE_EPOCH earlier than the dependency commit: never later than the build's time
 	t.Setenv("SOURCE_DATE_EPOCH", "1600000000")
-	if got := depsEpoch(ctx, repo, app); got != 1600000000 {
+	if got := depsEpoch(ctx, filepath.Join(repo, app.Dir), checkout.Read(ctx, repo).Epoch, app); got != 1600000000 {
 		t.Errorf("SOURCE_DATE_EPOCH=1600000000: %d, want 1600000000", got)
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,77 +17,183 @@ import (
 )
 
 // image builds the image the contract's way (the app's Dockerfile, or the
-// native layout), and keeps it both as a container (to run) and as an OCI
-// layout (to inspect and push). A Dockerfile image without a contract port
-// takes the port it EXPOSEs.
-func (p *pipeline) image(ctx context.Context, revision string) error {
-	opts := ci.ImageOpts{App: p.app, Revision: revision, SourceDateEpoch: sourceDateEpoch(ctx, p.b.Source),
-		DepsEpoch: depsEpoch(ctx, p.b.Source, p.app)}
-	p.port = p.app.Port
-	var what string
+// native layout), and returns it both as a container (to run) and as an OCI
+// layout (to inspect and push): a Dockerfile image's layout is exported into
+// layoutDir. A Dockerfile image without a contract port takes the port it
+// EXPOSEs.
+//
+// One platform (the default: the build host's) is one image, exactly as
+// before platforms existed. More than one: each platform's image is built at
+// once (the engine's own natively, the others under its emulation), each in
+// its own directory under layoutDir/platforms; the index over them is written
+// into layoutDir once their layouts are exported (see layouts).
+func (p *session) image(ctx context.Context, revision, layoutDir string) (*builtImage, error) {
+	var engine dagger.Platform
+	if len(p.app.Platforms) > 1 || (len(p.app.Platforms) == 1 && p.app.Platforms[0] != contract.HostPlatform()) {
+		var err error
+		if engine, err = p.c.DefaultPlatform(ctx); err != nil {
+			return nil, newFailure("image", "ask the engine for its platform", err)
+		}
+	}
+	opt := func(platform string) dagger.Platform {
+		if engine == "" || dagger.Platform(platform) == engine {
+			return "" // the engine's own: exactly the single-platform graph
+		}
+		return dagger.Platform(platform)
+	}
+	if !p.app.MultiPlatform() {
+		plat := contract.HostPlatform()
+		if len(p.app.Platforms) == 1 {
+			plat = p.app.Platforms[0]
+		}
+		var img *builtImage
+		err := p.timed(ctx, "image", func() error {
+			var err error
+			img, err = p.imageFor(ctx, revision, layoutDir, plat, opt(plat))
+			return err
+		})
+		return img, err
+	}
+	index := &builtImage{port: p.app.Port, platforms: make([]*builtImage, len(p.app.Platforms))}
+	steps := make([]func(context.Context) error, len(p.app.Platforms))
+	for i, plat := range p.app.Platforms {
+		dir := platformDir(layoutDir, plat)
+		steps[i] = func(ctx context.Context) error {
+			var err error
+			index.platforms[i], err = p.imageFor(ctx, revision, dir, plat, opt(plat))
+			if err != nil && errors.Is(context.Cause(ctx), errOtherFailed) {
+				return errOtherFailed // stopped: another platform's build failed, and says why
+			}
+			return err
+		}
+	}
+	err := p.timed(ctx, "image", func() error { return concurrently(ctx, steps...) })
+	if err != nil {
+		return nil, err
+	}
+	index.ctr = index.platforms[0].ctr
+	if index.port == 0 {
+		index.port = index.platforms[0].port
+	}
+	for _, img := range index.platforms[1:] {
+		if img.port != index.platforms[0].port {
+			return nil, &stepFailure{Step: "image", Exit: -1, Err: fmt.Errorf("the %s image EXPOSEs port %d, the %s image %d: one container-port for every platform (set container-port in pipeline.yml)",
+				index.platforms[0].platform, index.platforms[0].port, img.platform, img.port)}
+		}
+	}
+	return index, nil
+}
+
+// imageFor builds the image of one platform (plat, the contract's name;
+// engine "" when it is the engine's own platform) into dir.
+func (p *session) imageFor(ctx context.Context, revision, layoutDir, plat string, engine dagger.Platform) (*builtImage, error) {
+	opts := ci.ImageOpts{App: p.app, Revision: revision, SourceDateEpoch: p.b.Checkout.Epoch,
+		DepsEpoch: depsEpoch(ctx, p.b.appDir(), p.b.Checkout.Epoch, p.app), Platform: engine}
+	img := &builtImage{port: p.app.Port, platform: plat, emulated: engine != ""}
+	var what, baseKey string
 	switch p.app.Build {
 	case contract.BuildDockerfile:
 		// The build context is the app directory as `docker build` sees it:
 		// only .git left out, the app's .dockerignore decides the rest.
-		ctxDir := p.c.Host().Directory(filepath.Join(p.b.Source, p.app.Dir), dagger.HostDirectoryOpts{Exclude: []string{".git"}})
-		p.img = ci.DockerfileImage(ctxDir, opts)
+		ctxDir := p.c.Host().Directory(p.b.appDir(), dagger.HostDirectoryOpts{Exclude: []string{".git"}})
+		img.ctr = ci.DockerfileImage(ctxDir, opts)
 		what = "build " + p.app.Dir + "/" + p.app.Dockerfile
 		if p.app.Target != "" {
 			what += " (target " + p.app.Target + ")"
 		}
 	default:
-		if w := ignoredDockerfile(p.app, filepath.Join(p.b.Source, p.app.Dir)); w != "" {
+		if w := ignoredDockerfile(p.app, p.b.appDir()); w != "" && !img.emulated {
 			p.log.Warn(w)
 		}
 		var tarball *dagger.File
-		p.layout, tarball = ci.NativeImage(p.c, p.src, opts)
+		baseKey = p.baseLayerKey(ctx, plat, engine)
+		if opts.BaseLayer = p.keptBaseLayer(baseKey); opts.BaseLayer != nil {
+			p.log.Info("runtime base layer from the memo", "platform", plat)
+		}
+		img.layout, tarball = ci.NativeImage(p.c, p.src, opts)
 		// The container view of the layout is imported only when something
 		// runs or exports it (the smoke test, shell).
-		p.img = p.c.Container().Import(tarball)
+		img.ctr = p.c.Container(dagger.ContainerOpts{Platform: engine}).Import(tarball)
 		what = "build the native image on " + p.app.BaseImage
 	}
-	err := p.timed(ctx, "image", func() error {
+	if p.app.MultiPlatform() || img.emulated {
+		what += " for " + platformSays(img)
+	}
+	err := func() error {
 		if p.app.Build == contract.BuildDockerfile {
 			// The build itself first: its failure is the Dockerfile's, with
 			// the failing instruction (not the export's "failed to stat").
-			if _, err := p.img.Sync(ctx); err != nil {
-				return p.dockerfileFailure(err)
+			if _, err := img.ctr.Sync(ctx); err != nil {
+				return p.dockerfileFailure(err, img)
 			}
-			dir := p.layoutDir
-			if dir == "" {
-				var err error
-				if dir, err = os.MkdirTemp("", "build-layout-"); err != nil {
+			img.host = layoutDir
+			if err := exportLayout(ctx, img.ctr, layoutDir); err != nil {
+				return err
+			}
+			if p.app.MultiPlatform() || img.emulated {
+				if err := samePlatform(ctx, img); err != nil {
 					return err
 				}
 			}
-			p.hostLayout = dir
-			if err := exportLayout(ctx, p.img, dir); err != nil {
-				return err
-			}
-		} else if _, err := p.layout.Sync(ctx); err != nil {
+		} else if _, err := img.layout.Sync(ctx); err != nil {
 			return err
+		} else if opts.BaseLayer == nil {
+			p.keepBaseLayer(ctx, img, baseKey)
 		}
-		if p.port != 0 {
+		if img.port != 0 {
 			return nil
 		}
-		port, err := exposedPort(ctx, p.img)
+		port, err := exposedPort(ctx, img.ctr)
 		if err != nil {
 			return err
 		}
-		// Its own field: lint and test read p.app meanwhile (the contract
-		// stays one value; the port the image says is a fact of the build).
-		p.port = port
+		// A fact of the image, not of the contract (which stays as resolved).
+		img.port = port
 		p.log.Info("container port from the image's EXPOSE", "port", port)
 		return nil
-	})
+	}()
 	if err != nil {
 		var sf *stepFailure
 		if errors.As(err, &sf) {
-			return err
+			return nil, err
 		}
-		return newFailure("image", what, err)
+		said := err.Error()
+		var ee *dagger.ExecError
+		if errors.As(err, &ee) {
+			said += "\n" + ee.Stderr
+		}
+		if m := ci.WrongMachine.FindStringSubmatch(said); m != nil {
+			return nil, &stepFailure{Step: "image", Cmd: what, Exit: 3,
+				Err: fmt.Errorf("base image %s has no %s image: what its registry serves for %s runs %s binaries (one image manifest, not an index of platforms): remove %s from platforms, or pick a base-image published for it (nothing was pushed)",
+					p.baseOf(), plat, plat, m[1], plat)}
+		}
+		if noPlatformRe.MatchString(err.Error()) {
+			return nil, &stepFailure{Step: "image", Cmd: what, Exit: -1,
+				Err: fmt.Errorf("base image %s has no %s image (its index lists no manifest for it): remove %s from platforms, or pick a base-image published for it (nothing was pushed)",
+					p.baseOf(), plat, plat)}
+		}
+		return nil, newFailure("image", what, err)
 	}
-	return nil
+	return img, nil
+}
+
+// noPlatformRe is how the engine says a base image has no manifest for the platform asked.
+var noPlatformRe = regexp.MustCompile(`no match for platform in manifest|no matching manifest for`)
+
+// baseOf is the image the failing platform's build starts from, as a message names it.
+func (p *session) baseOf() string {
+	if p.app.Build == contract.BuildDockerfile {
+		return "(the FROM of " + p.app.Dir + "/" + p.app.Dockerfile + ")"
+	}
+	return p.app.BaseImage
+}
+
+// platformSays names an image's platform in messages: "linux/arm64 (under emulation)".
+func platformSays(img *builtImage) string {
+	if img.emulated {
+		return img.platform + " (under emulation)"
+	}
+	return img.platform
 }
 
 // exposedPort is the first TCP port the image exposes.
@@ -116,23 +220,30 @@ var runFailedRe = regexp.MustCompile(`process "/bin/sh -c (.*?)" did not complet
 // dockerfileFailure names the Dockerfile instruction that failed and shows
 // what it printed (from the engine's progress output): a RUN reaches the
 // engine as `/bin/sh -c CMD`.
-func (p *pipeline) dockerfileFailure(err error) error {
-	file := p.app.Dir + "/" + p.app.Dockerfile
+func (p *session) dockerfileFailure(err error, img *builtImage) error {
+	file, docker := p.app.Dir+"/"+p.app.Dockerfile, "docker build "+p.app.Dir
+	if p.app.MultiPlatform() || img.emulated {
+		file += " for " + platformSays(img)
+		docker = "docker build --platform " + img.platform + " " + p.app.Dir
+	}
 	m := runFailedRe.FindStringSubmatch(err.Error())
 	if m == nil {
 		f := newFailure("image", "build "+file, err).(*stepFailure)
 		f.Err = fmt.Errorf("docker build of %s failed: %s", file, oneLine(err.Error()))
 		return f
 	}
-	run := m[1]
+	run := strings.ReplaceAll(m[1], `\"`, `"`) // the engine's message quotes the command's quotes
 	exit, _ := strconv.Atoi(m[2])
-	out := p.rep.buildLogs.wait("RUN "+run, 10*time.Second).of("RUN "+run, 15) // the engine's progress trails the result
+	out := p.events.dockerSteps.wait("RUN "+run, 10*time.Second).of("RUN "+run, 15) // the engine's progress trails the result
+	if len(out) == 0 && run != m[1] {
+		out = p.events.dockerSteps.of("RUN "+m[1], 15)
+	}
 	if len(out) == 0 {
 		out = []string{"(the instruction printed nothing)"}
 	}
 	return &stepFailure{Step: "image", Cmd: "RUN " + run + "   (" + file + ")", Exit: exit, Output: out,
-		Err: fmt.Errorf("the Dockerfile's RUN %s exited %d (%s; its output above): fix the instruction (docker build %s gives the same)",
-			clipOne(run, 80), exit, file, p.app.Dir)}
+		Err: fmt.Errorf("the Dockerfile's RUN %s exited %d (%s; its output above): fix the instruction (%s gives the same)",
+			clipOne(run, 80), exit, file, docker)}
 }
 
 // smokeFacts is what the smoke test found.
@@ -154,94 +265,49 @@ var exitedRe = regexp.MustCompile(`exited: exit code: (\d+)`)
 // within the contract's bound. A container that exits, never listens or
 // never answers 2xx fails the step with its exit code (when it exited) and
 // its last log lines; nothing is pushed.
-func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
+//
+// The image is imported into the engine (the container view of its layout,
+// read back from the tarball its exec wrote: ~0.5 s) as soon as smoke is
+// called; the service starts only once quiet is closed (nil: at once): the
+// caller's signal that nothing else it started streams through the engine's
+// progress output, which carries the service's log lines.
+//
+// An index's images are smoke-tested one after the other (each service's log
+// lines come through the one progress output), in the contract's order; a
+// platform not the engine's runs under emulation, within the contract's
+// health timeout times EmulationFactor. A failure names the platform.
+func (p *session) smoke(ctx context.Context, img *builtImage, quiet <-chan struct{}) (*smokeFacts, error) {
 	var facts smokeFacts
-	url := fmt.Sprintf("http://%s:%d%s", ci.SmokeHost, p.port, p.app.HealthPath)
 	err := p.timed(ctx, "smoke", func() error {
-		nonRoot := func(user string) error {
-			facts.User, facts.Root = user, isRoot(user)
-			if facts.Root && p.app.RequireNonRoot {
-				return &stepFailure{Step: "smoke", Exit: -1,
-					Err: fmt.Errorf("the image runs as root (user %q) and the contract sets require-non-root: add USER to the Dockerfile", user)}
-			}
-			return nil
-		}
-		// The same image (digest), port and path passed before: the same
-		// bytes give the same answer, and run as the same user. Looked up
-		// first: reading the user from p.img imports the image into the
-		// engine (~0.2 s), which a memo hit does not need.
-		digest, derr := p.layoutFile(ctx, "digest")
-		key := memoKey("smoke/2", strings.TrimSpace(digest), strconv.Itoa(p.port), p.app.HealthPath)
-		var passed smokeMemo
-		if b, ok := p.memo.get("smoke", key); ok && derr == nil && json.Unmarshal(b, &passed) == nil && passed.Answer != "" {
-			facts.Answer = passed.Answer + " (this image, in an earlier build: not run again)"
-			p.log.Info("smoke test passed before for this image", "digest", strings.TrimSpace(digest), "memo", p.memo.dir)
-			return nonRoot(passed.User)
-		}
-		user, err := p.img.User(ctx)
-		if err != nil {
-			return newFailure("smoke", "read the image's user", err)
-		}
-		if err := nonRoot(user); err != nil {
+		if img.platforms == nil && !img.emulated {
+			var err error
+			facts, err = p.smokeMemo(ctx, img, func() (smokeFacts, error) { return p.serve(ctx, img, quiet) })
 			return err
 		}
-		// The engine waits for the port before the probe starts (with a
-		// backoff of up to 10 s between its tries), then the probe has the
-		// contract's timeout: the outer bound covers both, so that reaching
-		// it means the port never opened.
-		listen := 2*p.app.HealthTimeout + 10*time.Second
-		sctx, cancel := context.WithTimeout(ctx, listen)
-		defer cancel()
-		p.rep.serviceLogs.reset()
-		tun, err := ci.Smoke(p.c, p.img, p.port).Start(sctx)
-		if err != nil && ctx.Err() == nil {
-			p.rep.serviceLogs.wait(10 * time.Second) // the engine's progress trails the result
+		each := img.platforms
+		if each == nil {
+			each = []*builtImage{img} // one platform, not the engine's
 		}
-		from := commandFrom(p.app, filepath.Join(p.b.Source, p.app.Dir))
-		cmd := imageCommand(ctx, p.img) + "   (from " + from + "); then GET " + url + " (the image as a service in the engine)"
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return err // stopped: another step failed, or the run's own limit
-		case err != nil && sctx.Err() != nil:
-			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: -1, Output: p.rep.serviceLogs.last(15),
-				Err: fmt.Errorf("smoke test: the container did not listen on port %d (waited %s; its last log lines above): check container-port (%d) and the address the server binds (0.0.0.0, not 127.0.0.1) in %s",
-					p.port, listen, p.port, from)}
-		case err != nil:
-			exit := -1
-			if m := exitedRe.FindStringSubmatch(err.Error()); m != nil {
-				exit, _ = strconv.Atoi(m[1])
-			} else if strings.Contains(err.Error(), "exited before healthcheck") {
-				exit = 0
-			} else {
-				return newFailure("smoke", "run the image", err)
+		var answers []string
+		for _, one := range each {
+			f, err := p.smokeMemo(ctx, one, func() (smokeFacts, error) { return p.serve(ctx, one, quiet) })
+			if err != nil {
+				var sf *stepFailure
+				if errors.As(err, &sf) {
+					sf.Err = fmt.Errorf("%s: %w", platformSays(one), sf.Err)
+				}
+				return err
 			}
-			// Read once, after the wait: a line that came since is kept,
-			// and none at all is what the rerun is for.
-			logs := p.rep.serviceLogs.tail(15)
-			if len(logs) == 0 {
-				logs = p.rerun(ctx)
+			if facts.Answer == "" {
+				facts = f
 			}
-			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: exit, Output: logs,
-				Err: fmt.Errorf("smoke test: the container exited %d before it listened on port %d (its last log lines above): the image cannot start; its command is %s", exit, p.port, from)}
-		}
-		// Stopped (killed: its work is done) when the smoke test ends, pass or fail.
-		defer func() { _, _ = tun.Stop(context.WithoutCancel(ctx), dagger.ServiceStopOpts{Kill: true}) }()
-		endpoint, err := tun.Endpoint(sctx, dagger.ServiceEndpointOpts{Scheme: "http"})
-		if err != nil {
-			return newFailure("smoke", "reach the image's port through the tunnel", err)
-		}
-		answer, ok := probe(sctx, endpoint+p.app.HealthPath, url, p.app.HealthTimeout)
-		facts.Answer = answer
-		if ok && derr == nil {
-			if b, err := json.Marshal(smokeMemo{Answer: answer, User: user}); err == nil {
-				p.memo.put("smoke", key, b)
+			how := ""
+			if one.emulated {
+				how = fmt.Sprintf(" (under emulation, health timeout %s: %d× %s)", p.healthTimeout(one), EmulationFactor, p.app.HealthTimeout)
 			}
+			answers = append(answers, one.platform+how+": "+f.Answer)
 		}
-		if !ok {
-			logs := p.rep.serviceLogs.wait(2 * time.Second).last(15)
-			return &stepFailure{Step: "smoke", Cmd: cmd, Exit: 1, Output: append([]string{answer}, logs...),
-				Err: fmt.Errorf("smoke test: %s: fix the app, or health-path in pipeline.yml", answer)}
-		}
+		facts.Answer = strings.Join(answers, "; ")
 		return nil
 	})
 	if err != nil {
@@ -253,18 +319,149 @@ func (p *pipeline) smoke(ctx context.Context) (*smokeFacts, error) {
 	return &facts, nil
 }
 
+// smokeMemo wraps a smoke test with the memo: the same image (digest), port
+// and path passed before give the same answer, and run as the same user.
+// Looked up first: reading the user from the image imports it into the
+// engine (~0.5 s), which a memo hit does not need.
+func (p *session) smokeMemo(ctx context.Context, img *builtImage, run func() (smokeFacts, error)) (smokeFacts, error) {
+	digest, derr := img.file(ctx, "digest")
+	key := memoKey("smoke/2", strings.TrimSpace(digest), strconv.Itoa(img.port), p.app.HealthPath)
+	var passed smokeMemo
+	if b, ok := p.memo.get("smoke", key); ok && derr == nil && json.Unmarshal(b, &passed) == nil && passed.Answer != "" {
+		p.log.Info("smoke test passed before for this image", "digest", strings.TrimSpace(digest), "memo", p.memo.dir)
+		facts := smokeFacts{Answer: passed.Answer + " (this image, in an earlier build: not run again)", User: passed.User, Root: isRoot(passed.User)}
+		return facts, p.nonRoot(facts)
+	}
+	facts, err := run()
+	if err == nil && derr == nil {
+		if b, err := json.Marshal(smokeMemo{Answer: facts.Answer, User: facts.User}); err == nil {
+			p.memo.put("smoke", key, b)
+		}
+	}
+	return facts, err
+}
+
+// nonRoot fails an image that runs as root when the contract requires otherwise.
+func (p *session) nonRoot(facts smokeFacts) error {
+	if facts.Root && p.app.RequireNonRoot {
+		return &stepFailure{Step: "smoke", Exit: -1,
+			Err: fmt.Errorf("the image runs as root (user %q) and the contract sets require-non-root: add USER to the Dockerfile", facts.User)}
+	}
+	return nil
+}
+
+// serve runs the smoke test itself: the image as a service, once quiet is
+// closed, and its health path asked through a tunnel.
+func (p *session) serve(ctx context.Context, img *builtImage, quiet <-chan struct{}) (smokeFacts, error) {
+	var facts smokeFacts
+	url := fmt.Sprintf("http://%s:%d%s", ci.SmokeHost, img.port, p.app.HealthPath)
+	user, err := img.ctr.User(ctx)
+	if err != nil {
+		return facts, newFailure("smoke", "read the image's user", err)
+	}
+	facts.User, facts.Root = user, isRoot(user)
+	if err := p.nonRoot(facts); err != nil {
+		return facts, err
+	}
+	if quiet != nil {
+		select {
+		case <-quiet:
+		case <-ctx.Done():
+			return facts, context.Cause(ctx)
+		}
+	}
+	// The engine waits for the port before the probe starts (with a
+	// backoff of up to 10 s between its tries), then the probe has the
+	// contract's timeout: the outer bound covers both, so that reaching
+	// it means the port never opened.
+	listen := 2*p.healthTimeout(img) + 10*time.Second
+	sctx, cancel := context.WithTimeout(ctx, listen)
+	defer cancel()
+	p.events.service.reset()
+	run := img.ctr // what runs: the image, with the emulator's setting when it is emulated (ci.Emulated)
+	if img.emulated {
+		run = ci.Emulated(img.ctr, dagger.Platform(img.platform))
+	}
+	tun, err := ci.Smoke(p.c, run, img.port).Start(sctx)
+	if err != nil && ctx.Err() == nil {
+		p.events.service.wait(10 * time.Second) // the engine's progress trails the result
+	}
+	from := commandFrom(p.app, p.b.appDir())
+	cmd := imageCommand(ctx, img.ctr) + "   (from " + from + "); then GET " + url + " (the image as a service in the engine)"
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return facts, err // stopped: another step failed, or the run's own limit
+	case err != nil && sctx.Err() != nil:
+		return facts, &stepFailure{Step: "smoke", Cmd: cmd, Exit: -1, Output: p.events.service.last(15),
+			Err: fmt.Errorf("smoke test: the container did not listen on port %d (waited %s; its last log lines above): check container-port (%d) and the address the server binds (0.0.0.0, not 127.0.0.1) in %s",
+				img.port, listen, img.port, from)}
+	case err != nil:
+		exit := -1
+		if m := exitedRe.FindStringSubmatch(err.Error()); m != nil {
+			exit, _ = strconv.Atoi(m[1])
+		} else if strings.Contains(err.Error(), "exited before healthcheck") {
+			exit = 0
+		} else {
+			return facts, newFailure("smoke", "run the image", err)
+		}
+		// Read once, after the wait: a line that came since is kept,
+		// and none at all is what the rerun is for.
+		logs := p.events.service.tail(15)
+		if len(logs) == 0 {
+			logs = rerun(ctx, run)
+		}
+		return facts, &stepFailure{Step: "smoke", Cmd: cmd, Exit: exit, Output: logs,
+			Err: fmt.Errorf("smoke test: the container exited %d before it listened on port %d (its last log lines above): the image cannot start; its command is %s", exit, img.port, from)}
+	}
+	// Stopped (killed: its work is done) when the smoke test ends, pass or fail.
+	defer func() { _, _ = tun.Stop(context.WithoutCancel(ctx), dagger.ServiceStopOpts{Kill: true}) }()
+	endpoint, err := tun.Endpoint(sctx, dagger.ServiceEndpointOpts{Scheme: "http"})
+	if err != nil {
+		return facts, newFailure("smoke", "reach the image's port through the tunnel", err)
+	}
+	answer, ok := probe(sctx, endpoint+p.app.HealthPath, url, p.healthTimeout(img))
+	facts.Answer = answer
+	if !ok {
+		logs := p.events.service.wait(2 * time.Second).last(15)
+		return facts, &stepFailure{Step: "smoke", Cmd: cmd, Exit: 1, Output: append([]string{answer}, logs...),
+			Err: fmt.Errorf("smoke test: %s: fix the app, or health-path in pipeline.yml", answer)}
+	}
+	return facts, nil
+}
+
+// EmulationFactor scales the contract's health timeout for an image smoke-
+// tested under emulation (another platform than the engine's: qemu user
+// mode, through the host's binfmt handlers). qemu translates every
+// instruction: an interpreter's start-up (CPython importing and unmarshalling
+// its modules, a server forking its workers) runs several times slower than
+// natively, and on a shared 2-core host the slowest starts take longer still.
+// 10 keeps an app that answers in 3 s natively (the bench's) well inside its
+// bound while a service that never answers still fails in minutes, not
+// hours. On a host of the image's own platform (an arm64 CodeBuild) nothing
+// is emulated and the contract's timeout applies as it is.
+const EmulationFactor = 10
+
+// healthTimeout is the smoke test's bound for img: the contract's, scaled
+// under emulation.
+func (p *session) healthTimeout(img *builtImage) time.Duration {
+	if img.emulated {
+		return EmulationFactor * p.app.HealthTimeout
+	}
+	return p.app.HealthTimeout
+}
+
 // rerun runs the image's command once more as a plain command (not a
 // service), for what it prints: the engine's progress output may not have
 // carried a crashed service's last lines yet. Bounded: a container that
 // does not exit this time says nothing.
-func (p *pipeline) rerun(ctx context.Context) []string {
+func rerun(ctx context.Context, img *dagger.Container) []string {
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	args, err := p.img.DefaultArgs(rctx)
+	args, err := img.DefaultArgs(rctx)
 	if err != nil {
 		return []string{"(the container printed nothing)"}
 	}
-	ctr := p.img.WithExec(args, dagger.ContainerWithExecOpts{UseEntrypoint: true, Expect: dagger.ReturnTypeAny})
+	ctr := img.WithExec(args, dagger.ContainerWithExecOpts{UseEntrypoint: true, Expect: dagger.ReturnTypeAny})
 	stdout, err1 := ctr.Stdout(rctx)
 	stderr, err2 := ctr.Stderr(rctx)
 	if err1 != nil || err2 != nil {

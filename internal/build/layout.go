@@ -22,7 +22,7 @@ import (
 // "digest" naming its one manifest, as ci.ImageLayout writes it). Making it
 // in the engine instead (an untar exec, then an export of the directory)
 // moved the whole image three times. The native image's layout is made in
-// the engine (p.layout) and leaves it through exportNative.
+// the engine (builtImage.layout) and leaves it through exportNative.
 
 // exportLayout exports img into dir as an OCI image layout.
 func exportLayout(ctx context.Context, img *dagger.Container, dir string) error {
@@ -102,33 +102,33 @@ func untarLayout(archive, dir string) error {
 	return os.WriteFile(filepath.Join(dir, "digest"), []byte(idx.Manifests[0].Digest), 0o644)
 }
 
-// layoutFile reads a file of the image's layout, wherever it is.
-func (p *pipeline) layoutFile(ctx context.Context, name string) (string, error) {
-	if p.hostLayout != "" {
-		b, err := os.ReadFile(filepath.Join(p.hostLayout, name))
+// file reads a file of the image's layout, wherever it is.
+func (img *builtImage) file(ctx context.Context, name string) (string, error) {
+	if img.host != "" {
+		b, err := os.ReadFile(filepath.Join(img.host, name))
 		return string(b), err
 	}
-	s, err := p.layout.File(name).Contents(ctx)
+	s, err := img.layout.File(name).Contents(ctx)
 	if err != nil {
 		return "", explain(err)
 	}
 	return s, nil
 }
 
-// exportNative writes the native image's layout (p.layout, in the engine)
+// exportNative writes the native image's layout (img.layout, in the engine)
 // into dir on the host. Its blobs are kept in the memo (memo dir/blobs,
 // by digest), so only what an earlier build did not export leaves the
 // engine: the manifest, the config and a code change's app layer (a few
 // KB), not the base and venv layers (~20 MB, 0.15 s of export). A kept blob
 // is checked against its digest before it is used; without a memo, or when
 // anything about the store fails, the whole layout is exported.
-func (p *pipeline) exportNative(ctx context.Context, dir string) error {
+func (p *session) exportNative(ctx context.Context, img *builtImage, dir string) error {
 	if p.memo.dir == "" {
-		_, err := p.layout.Export(ctx, dir)
+		_, err := img.layout.Export(ctx, dir)
 		return err
 	}
 	store := filepath.Join(p.memo.dir, "blobs", "sha256")
-	blobs, err := p.nativeBlobs(ctx)
+	blobs, err := img.blobs(ctx)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func (p *pipeline) exportNative(ctx context.Context, dir string) error {
 			kept = append(kept, b)
 		}
 	}
-	part := p.c.Directory().WithDirectory(".", p.layout, dagger.DirectoryWithDirectoryOpts{Include: include})
+	part := p.c.Directory().WithDirectory(".", img.layout, dagger.DirectoryWithDirectoryOpts{Include: include})
 	if _, err := part.Export(ctx, dir); err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (p *pipeline) exportNative(ctx context.Context, dir string) error {
 			// kept anew by keepBlobs (it skips a blob of the right size)
 			p.log.Warn("a kept layer is unusable; exported again", "blob", b.hex, "err", err)
 			os.Remove(filepath.Join(store, b.hex))
-			if _, err := p.layout.File("blobs/sha256/"+b.hex).Export(ctx, filepath.Join(dir, "blobs", "sha256", b.hex)); err != nil {
+			if _, err := img.layout.File("blobs/sha256/"+b.hex).Export(ctx, filepath.Join(dir, "blobs", "sha256", b.hex)); err != nil {
 				return err
 			}
 		}
@@ -167,9 +167,9 @@ type ociBlob struct {
 	manifest bool
 }
 
-// nativeBlobs reads the manifest's blob list from the layout in the engine.
-func (p *pipeline) nativeBlobs(ctx context.Context) ([]ociBlob, error) {
-	digest, err := p.layoutFile(ctx, "digest")
+// blobs reads the manifest's blob list from the layout.
+func (img *builtImage) blobs(ctx context.Context) ([]ociBlob, error) {
+	digest, err := img.file(ctx, "digest")
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func (p *pipeline) nativeBlobs(ctx context.Context) ([]ociBlob, error) {
 	if !ok {
 		return nil, fmt.Errorf("the layout's digest file says %q, not sha256:...", digest)
 	}
-	raw, err := p.layoutFile(ctx, "blobs/sha256/"+mhex)
+	raw, err := img.file(ctx, "blobs/sha256/"+mhex)
 	if err != nil {
 		return nil, err
 	}
@@ -212,28 +212,40 @@ func sameSize(path string, size int64) bool {
 // useBlob puts the kept blob src at dst (a hard link, else a copy), after
 // checking its sha256 is want (~15 ms for 20 MB).
 func useBlob(src, dst, want string) error {
+	if err := checkBlob(src, want); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	touch(src) // in use: not pruned
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	return copyFile(src, dst)
+}
+
+// checkBlob: the file src's sha256 is want (hex).
+func checkBlob(src, want string) error {
 	f, err := os.Open(src)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	h := sha256.New()
-	_, err = io.Copy(h, f)
-	f.Close()
-	if err != nil {
+	if _, err := io.Copy(h, f); err != nil {
 		return err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		return fmt.Errorf("its content hashes to sha256:%s", got)
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
+	return nil
+}
+
+// touch marks a kept file as used now (the stores prune by age).
+func touch(path string) {
 	now := time.Now()
-	_ = os.Chtimes(src, now, now) // in use: not pruned
-	if os.Link(src, dst) == nil {
-		return nil
-	}
-	return copyFile(src, dst)
+	_ = os.Chtimes(path, now, now)
 }
 
 // keepBlobs adds the layout's blobs to the store (best effort: the store is

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,5 +110,41 @@ func TestKeptBlobs(t *testing.T) {
 	}
 	if err := useBlob(filepath.Join(store, h), filepath.Join(t.TempDir(), h), h); err == nil || !strings.Contains(err.Error(), "hashes to") {
 		t.Errorf("useBlob of a damaged blob: err = %v, want a digest mismatch", err)
+	}
+}
+
+// The memo's runtime base layer is handed to the engine only when its entry
+// is sound and its blob still has its digest; anything else makes the
+// engine build the layer (keptBaseLayer is nil before it needs a session).
+func TestKeptBaseLayerRefusesADamagedMemo(t *testing.T) {
+	m := memo{dir: t.TempDir()}
+	p := &session{memo: m}
+	content := []byte("a base layer's bytes")
+	sum := sha256.Sum256(content)
+	h := hex.EncodeToString(sum[:])
+	store := filepath.Join(m.dir, "blobs", "sha256")
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(store, h), []byte("A base layer's bytes"), 0o644); err != nil { // same size, other bytes
+		t.Fatal(err)
+	}
+	entry := func(s string) { m.put("base-layer", "k", []byte(s)) }
+	for _, tc := range []struct{ what, entry string }{
+		{"no entry", ""},
+		{"not JSON", "{"},
+		{"a digest that is a path", `{"digest":"sha256:../../etc","size":20,"diff_id":"sha256:x"}`},
+		{"the blob's size differs", fmt.Sprintf(`{"digest":"sha256:%s","size":3,"diff_id":"sha256:x"}`, h)},
+		{"the blob's bytes differ", fmt.Sprintf(`{"digest":"sha256:%s","size":%d,"diff_id":"sha256:x"}`, h, len(content))},
+	} {
+		if tc.entry != "" {
+			entry(tc.entry)
+		}
+		if d := p.keptBaseLayer("k"); d != nil {
+			t.Errorf("%s: a layer was handed to the engine", tc.what)
+		}
+	}
+	if d := p.keptBaseLayer(""); d != nil {
+		t.Error("no key: a layer was handed to the engine")
 	}
 }

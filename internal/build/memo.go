@@ -14,8 +14,10 @@ import (
 // digest is the same bytes, so the same answer; a rebuild of an unchanged
 // commit (--force, a retried CodeBuild build with the cache restored) then
 // skips a container start. (The SBOMs live beside it, in sbom-layers:
-// attest.SBOMCache, which also serves an image sharing lower layers; and
-// the native layouts' blobs, in blobs/sha256: exportNative in layout.go.)
+// attest.SBOMCache, which also serves an image sharing lower layers; the
+// native layouts' blobs, in blobs/sha256: exportNative in layout.go; and
+// which of them is a base image's runtime base layer, in base-layer:
+// baselayer.go.)
 // Failures are never kept. Best effort: an unwritable cache only costs time.
 type memo struct{ dir string }
 

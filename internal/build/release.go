@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,10 +18,7 @@ import (
 	"github.com/acme/webapp-pipeline/ci"
 	"github.com/acme/webapp-pipeline/internal/attest"
 	"github.com/acme/webapp-pipeline/internal/contract"
-	"github.com/acme/webapp-pipeline/internal/ecrauth"
 	"github.com/acme/webapp-pipeline/internal/gitx"
-	"github.com/acme/webapp-pipeline/internal/ocipush"
-	"github.com/acme/webapp-pipeline/internal/ssmparam"
 )
 
 // buildInfo is out/build.json.
@@ -47,27 +43,8 @@ type buildInfo struct {
 	SourceRepository string         `json:"source_repository,omitempty"`
 	SBOM             map[string]int `json:"sbom_packages"`          // components by package URL type
 	SBOMHow          string         `json:"sbom_made_by,omitempty"` // syft on the whole image, memo, incremental (attest.SBOMCache)
-}
-
-// Registry logins.
-const (
-	LoginSSM = "ssm" // username and password from SSM Parameter Store (any registry)
-	LoginECR = "ecr" // an ECR authorization token from the AWS credential chain (no stored password)
-)
-
-// Publish says where the image goes and where the registry credentials are.
-type Publish struct {
-	ImageRepo             string // repository to push to (tag = revision)
-	Login                 string // LoginSSM or LoginECR
-	RegistryUsernameParam string // SSM parameters the build reads the push login from
-	RegistryPasswordParam string
-	PullUsernameParam     string // ... and the instances the pull login (default: the push ones)
-	PullPasswordParam     string
-	Region                string // of the SSM parameters ("" = the SDK's chain)
-
-	SigningKey       string // cosign key reference, awskms:///...; "" = push unsigned (a warning)
-	SourceRepository string // the repository the provenance names (SourceRepository resolves it)
-	Syft             string // the SBOM generator ("" = syft in PATH)
+	// An image index (more than one platform): each platform's image; Digest is the index's.
+	Platforms []platformFacts `json:"platforms,omitempty"`
 }
 
 // Out is the artifacts directory.
@@ -77,8 +54,10 @@ type Out struct {
 }
 
 // Release is `publish` (check=false) and `all` (check=true): lint ∥ test ∥
-// (image → smoke), then check the bundle, push, write the artifacts; or
-// nothing when out is up to date. It prints the pushed image to stdout.
+// (image → smoke ∥ sbom), then check the bundle, push, attest, write the
+// artifacts; or nothing when out is up to date. It prints the pushed image to
+// stdout. Each step is a function from the values it needs to the value it
+// makes; this function is the graph.
 //
 // Artifacts: the whole out directory is built in a temp dir beside it and
 // renamed over the old one only when everything succeeded. When lint or tests
@@ -92,11 +71,11 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 	if err != nil {
 		return err
 	}
-	rep.inv.revision = revision
+	rep.building(revision)
 	inputs := func() (string, error) {
 		return inputsKey(b.Source, b.App, fmt.Sprint(check), revision, pf.ImageRepo, pf.Login,
 			pf.RegistryUsernameParam, pf.RegistryPasswordParam, pf.PullUsernameParam, pf.PullPasswordParam,
-			regionOf(pf), fmt.Sprint(sourceDateEpoch(ctx, b.Source)), pf.SigningKey, pf.SourceRepository, pf.Syft)
+			regionOf(pf), fmt.Sprint(b.Checkout.Epoch), pf.SigningKey, pf.SourceRepository, pf.Syft)
 	}
 	key, err := inputs()
 	if err != nil {
@@ -113,22 +92,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 		return err
 	}
 	defer p.close()
-
-	// Check before acting: credentials first, so a missing parameter fails in
-	// a second, not after the build. The password stays in this process; its
-	// only use is the push of the OCI layout (internal/ocipush), which never
-	// logs it or wraps it into an error.
-	user, password, err := registryCreds(ctx, pf)
-	if err != nil {
-		return err
-	}
-	// ... and the signing key and the SBOM generator: a key that is
-	// unreachable or denied fails here, before anything is built or pushed.
-	syft, err := attest.FindSyft(pf.Syft)
-	if err != nil {
-		return err
-	}
-	sign, err := signer(ctx, log, pf)
+	pre, err := preflight(ctx, log, pf)
 	if err != nil {
 		return err
 	}
@@ -137,132 +101,38 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 		return err
 	}
 	defer os.RemoveAll(layoutDir)
-	p.layoutDir = layoutDir // where the Dockerfile image's layout is made (sbom reads it, publish pushes it)
 
-	// The image does not depend on lint or tests: build and smoke-test it
-	// meanwhile (it is only pushed when they pass). The first of them to fail
-	// stops the rest.
-	bctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	type imageResult struct {
-		smoke *smokeFacts
-		sbom  *attest.SBOM
-		err   error
+	made, err := p.produce(ctx, revision, pre.syft, layoutDir)
+	if err != nil {
+		return p.keepReports(err, made, of.Dir)
 	}
-	imgDone := make(chan imageResult, 1)
-	go func() {
-		var r imageResult
-		if r.err = p.image(bctx, revision); r.err == nil {
-			// The SBOM needs only the image: beside the smoke test.
-			sctx, stopSBOM := context.WithCancelCause(bctx)
-			sbomDone, exported := make(chan error, 1), make(chan struct{})
-			var once sync.Once
-			ready := func() { once.Do(func() { close(exported) }) }
-			go func() {
-				var err error
-				r.sbom, err = p.sbom(sctx, syft, layoutDir, ready)
-				ready()
-				sbomDone <- err
-			}()
-			<-exported // see sbom: the smoke test's logs need the engine to itself
-			if r.smoke, r.err = p.smoke(bctx); r.err != nil {
-				stopSBOM(errOtherFailed)
-			}
-			r.err = failures(r.err, <-sbomDone)
-			stopSBOM(nil)
-		}
-		if r.err != nil {
-			stop(errOtherFailed)
-		}
-		imgDone <- r
-	}()
-	reports, checkErr := p.checks(bctx)
-	if checkErr != nil {
-		stop(errOtherFailed)
-	}
-	img := <-imgDone
-	if err := failures(checkErr, img.err); err != nil {
-		if checkErr != nil && !errors.Is(checkErr, errOtherFailed) && len(reports) > 0 {
-			dir := filepath.Join(of.Dir, "reports")
-			if werr := writeDirAtomic(dir, func(tmp string) error { return writeFiles(tmp, reports) }); werr != nil {
-				return errors.Join(err, fmt.Errorf("write reports: %w", werr))
-			}
-			log.Info("reports written", "dir", dir)
-			rep.inv.reports = dir
-		}
-		return err
-	}
-
-	prov, err := p.claims(ctx, revision, pf)
+	prov, err := p.claims(ctx, made.img, revision, pf)
 	if err != nil {
 		return err
 	}
-
 	var ref string
 	err = writeDirAtomic(of.Dir, func(tmp string) error {
-		bundleDir := filepath.Join(tmp, "bundle")
-		root := p.c.Host().Directory(b.Source, dagger.HostDirectoryOpts{Include: []string{"appspec.yml", "scripts/"}})
-		if _, err := ci.Bundle(p.c, root, scripts).Export(ctx, bundleDir); err != nil {
-			return fmt.Errorf("export bundle: %w", explain(err))
-		}
-		if err := os.Chmod(bundleDir, 0o755); err != nil { // Export creates it 0700
-			return err
-		}
-		if check {
-			if err := p.timed(ctx, "check", func() error { return CheckBundle(bundleDir, buildspecIfAny(b.Source)) }); err != nil {
-				return &stepFailure{Step: "check", Cmd: "check the bundle (appspec.yml, scripts/) and buildspec.yml", Exit: -1,
-					Output: bundleProblemLines(err), Err: err}
-			}
-		}
-		tag := pf.ImageRepo + ":" + revision
-		registry := ci.RegistryHost(pf.ImageRepo)
-		err := p.timed(ctx, "publish", func() error {
-			var err error
-			// Push the layout byte for byte: for the native image its digest
-			// is reproducible, a Dagger Publish would re-stamp times (see
-			// internal/ocipush).
-			// The layout as the sbom step exported it: the bytes syft read.
-			ref, err = ocipush.Push(ctx, ocipush.Dir(layoutDir), tag, user, password)
-			return err
-		})
+		bundleDir, err := p.bundle(ctx, tmp, scripts, check)
 		if err != nil {
-			return &stepFailure{Step: "publish", Cmd: "push " + tag, Exit: -1,
-				Output: lastN(strings.Split(strings.TrimSpace(err.Error()), "\n"), 8), Err: publishError(registry, pf, err)}
-		}
-		_, digest, _ := strings.Cut(ref, "@")
-		ref = pf.ImageRepo + "@" + digest
-		facts, ferr := p.imageFacts(ctx)
-		if ferr != nil {
-			log.Warn("image size unknown", "err", oneLine(ferr.Error()))
-			facts = &imageFacts{Digest: digest}
-		}
-		facts.Ref, facts.Digest = ref, digest
-		facts.Build, facts.Reproducible, facts.Smoke = p.app.Build, p.app.Reproducible(), img.smoke
-		facts.SBOM, facts.SBOMHow = img.sbom.Packages, img.sbom.How
-		rep.image = facts
-		var signingKey, sourceRepo string
-		if sign != nil {
-			signingKey, sourceRepo = sign.VerifyRef(), pf.SourceRepository
-			facts.Signed = signingKey
-		}
-		if err := p.attest(ctx, tmp, ref, prov, sign, img.sbom, basicAuth(user, password)); err != nil {
 			return err
 		}
-		env, err := ci.ImageEnv{
-			Image: ref, ImageTag: tag, Revision: revision, Registry: registry,
-			RegistryLogin:         pf.Login,
-			RegistryUsernameParam: or(pf.PullUsernameParam, pf.RegistryUsernameParam),
-			RegistryPasswordParam: or(pf.PullPasswordParam, pf.RegistryPasswordParam),
-			AWSRegion:             regionOf(pf), ContainerName: p.app.Name, ContainerPort: p.port,
-			HealthPath: p.app.HealthPath, SigningKey: signingKey, SourceRepository: sourceRepo,
-		}.Render()
+		pushed, err := p.publish(ctx, made, pf, pre, revision, layoutDir)
+		if err != nil {
+			return err
+		}
+		ref = pushed.Ref
+		if err := p.attest(ctx, tmp, pushed.Ref, prov, pre.sign, made.sbom, pushed.Facts.Platforms, made.sboms,
+			basicAuth(pre.user, pre.password)); err != nil {
+			return err
+		}
+		env, err := imageEnv(pushed, made, pf, p.app, pre.sign).Render()
 		if err != nil {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(bundleDir, "image.env"), []byte(env), 0o644); err != nil {
 			return err
 		}
-		if err := writeFiles(filepath.Join(tmp, "reports"), reports); err != nil {
+		if err := writeFiles(filepath.Join(tmp, "reports"), made.reports); err != nil {
 			return err
 		}
 		outputs, err := outputsKey(tmp)
@@ -275,16 +145,7 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 			log.Warn("the sources changed during the build: the next run builds again")
 			key = ""
 		}
-		sort.SliceStable(p.steps, func(i, j int) bool { return stepRank(p.steps[i].Name) < stepRank(p.steps[j].Name) })
-		info, _ := json.MarshalIndent(buildInfo{
-			Revision: revision, Image: ref, ImageTag: tag, Digest: digest,
-			Build: p.app.Build, Reproducible: p.app.Reproducible(), BaseImage: p.app.BaseImage,
-			Port: p.port, HealthPath: p.app.HealthPath, Smoke: img.smoke.Answer, User: img.smoke.User,
-			Created: created(ctx, b.Source), Inputs: key, Outputs: outputs, Steps: p.steps,
-			SigningKey: signingKey, SourceRepository: pf.SourceRepository, SBOM: img.sbom.Packages,
-			SBOMHow: img.sbom.How,
-		}, "", "  ")
-		return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)
+		return p.writeBuildInfo(tmp, pushed, made, pf, pre.sign, key, outputs)
 	})
 	if err != nil {
 		return err
@@ -294,56 +155,135 @@ func Release(ctx context.Context, b Build, revision string, pf Publish, of Out, 
 	return nil
 }
 
-// registryCreds are the push login: an ECR token from the credential chain,
-// or the username and password from SSM.
-func registryCreds(ctx context.Context, pf Publish) (user, password string, err error) {
-	if pf.Login == LoginECR {
-		return ecrauth.Credentials(ctx, pf.Region, ci.RegistryHost(pf.ImageRepo))
-	}
-	r, err := ssmparam.New(ctx, pf.Region)
-	if err != nil {
-		return "", "", err
-	}
-	if user, err = r.Get(ctx, pf.RegistryUsernameParam); err != nil {
-		return "", "", err
-	}
-	if password, err = r.Get(ctx, pf.RegistryPasswordParam); err != nil {
-		return "", "", err
-	}
-	return user, password, nil
+// made is what the build made before anything is pushed.
+type made struct {
+	reports   map[string][]byte // JUnit XML by file name, also of failed checks
+	checksErr error             // how lint and test ended
+	img       *builtImage
+	smoke     *smokeFacts
+	sbom      *attest.SBOM   // the image's (an index: the first platform's)
+	sboms     []*attest.SBOM // an index: each platform's, in img.platforms' order
 }
 
-// publishError makes a rejected login one clear line; nothing was pushed.
-func publishError(registry string, pf Publish, err error) error {
-	msg := strings.ToLower(err.Error())
-	if strings.Contains(msg, "immutable") || strings.Contains(msg, "already exists") {
-		return fmt.Errorf("registry %s refused the tag: it already names another digest and the repository's tags are immutable (this commit rebuilt to a different image): push a new commit (nothing was published)", registry)
-	}
-	if pf.Login == LoginECR {
-		for _, s := range []string{"401", "unauthorized", "403", "denied"} {
-			if strings.Contains(msg, s) {
-				return fmt.Errorf("ECR %s refused the push with this role's token: the role needs ecr:InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload, PutImage and BatchCheckLayerAvailability on the repository (nothing was published)", registry)
+// produce runs lint ∥ test ∥ (image → smoke ∥ sbom): the image does not depend
+// on lint or tests, so it is built and smoke-tested meanwhile (it is only
+// pushed when they pass). The first step to fail stops the rest.
+func (p *session) produce(ctx context.Context, revision, syft, layoutDir string) (made, error) {
+	var m made
+	err := concurrently(ctx,
+		func(ctx context.Context) error {
+			m.reports, m.checksErr = p.checks(ctx)
+			return m.checksErr
+		},
+		func(ctx context.Context) error {
+			var err error
+			if m.img, err = p.image(ctx, revision, layoutDir); err != nil {
+				return err
 			}
-		}
-	}
-	for _, s := range []string{"401", "unauthorized", "authentication required", "403", "denied"} {
-		if strings.Contains(msg, s) {
-			return fmt.Errorf("registry %s rejected the credentials from SSM parameters %s and %s: fix their values (nothing was published)",
-				registry, pf.RegistryUsernameParam, pf.RegistryPasswordParam)
-		}
-	}
-	return fmt.Errorf("push to %s: %w", pf.ImageRepo, explain(err))
+			// The SBOM needs only the image: beside the smoke test, which
+			// imports the image meanwhile and starts its service once the
+			// layout is exported (see sbom: the service's log lines need the
+			// engine's progress output to themselves).
+			exported := make(chan struct{})
+			var once sync.Once
+			ready := func() { once.Do(func() { close(exported) }) }
+			return concurrently(ctx,
+				func(ctx context.Context) error {
+					sboms, err := p.sbom(ctx, m.img, syft, layoutDir, ready)
+					ready()
+					if err == nil {
+						m.sbom = sboms[0]
+						if m.img.platforms != nil {
+							m.sboms = sboms
+						}
+					}
+					return err
+				},
+				func(ctx context.Context) error {
+					var err error
+					m.smoke, err = p.smoke(ctx, m.img, exported)
+					return err
+				})
+		})
+	return m, err
 }
 
-// regionOf is the region written to image.env: the flag, else AWS_REGION,
-// else AWS_DEFAULT_REGION.
-func regionOf(pf Publish) string {
-	for _, r := range []string{pf.Region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")} {
-		if r != "" {
-			return r
-		}
+// concurrently runs the steps at once; the first to fail stops the others
+// (their context ends with the cause errOtherFailed), and failures says what
+// failed.
+func concurrently(ctx context.Context, steps ...func(context.Context) error) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	errs := make([]error, len(steps))
+	var wg sync.WaitGroup
+	for i, step := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = step(ctx); errs[i] != nil {
+				stop(errOtherFailed)
+			}
+		}()
 	}
-	return ""
+	wg.Wait()
+	return failures(errs...)
+}
+
+// keepReports writes out/reports alone (atomically) when lint or tests
+// failed, so CodeBuild shows the failure; err is returned either way.
+func (p *session) keepReports(err error, m made, out string) error {
+	if m.checksErr == nil || errors.Is(m.checksErr, errOtherFailed) || len(m.reports) == 0 {
+		return err
+	}
+	dir := filepath.Join(out, "reports")
+	if werr := writeDirAtomic(dir, func(tmp string) error { return writeFiles(tmp, m.reports) }); werr != nil {
+		return errors.Join(err, fmt.Errorf("write reports: %w", werr))
+	}
+	p.log.Info("reports written", "dir", dir)
+	p.rep.wroteReports(dir)
+	return err
+}
+
+// bundle exports appspec.yml and scripts/ into tmp/bundle and, for all, runs
+// the step "check" on it.
+func (p *session) bundle(ctx context.Context, tmp string, scripts []string, check bool) (string, error) {
+	dir := filepath.Join(tmp, "bundle")
+	root := p.c.Host().Directory(p.b.Source, dagger.HostDirectoryOpts{Include: []string{"appspec.yml", "scripts/"}})
+	if _, err := ci.Bundle(p.c, root, scripts).Export(ctx, dir); err != nil {
+		return "", fmt.Errorf("export bundle: %w", explain(err))
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // Export creates it 0700
+		return "", err
+	}
+	if !check {
+		return dir, nil
+	}
+	if err := p.timed(ctx, "check", func() error { return CheckBundle(dir, buildspecIfAny(p.b.Source)) }); err != nil {
+		return "", &stepFailure{Step: "check", Cmd: "check the bundle (appspec.yml, scripts/) and buildspec.yml", Exit: -1,
+			Output: bundleProblemLines(err), Err: err}
+	}
+	return dir, nil
+}
+
+// writeBuildInfo writes tmp/build.json: the record of this build.
+func (p *session) writeBuildInfo(tmp string, img pushed, m made, pf Publish, sign *attest.KMSSigner, inputs, outputs string) error {
+	var signingKey string
+	if sign != nil {
+		signingKey = sign.VerifyRef()
+	}
+	p.mu.Lock()
+	steps := append([]step(nil), p.steps...)
+	p.mu.Unlock()
+	sort.SliceStable(steps, func(i, j int) bool { return stepRank(steps[i].Name) < stepRank(steps[j].Name) })
+	info, _ := json.MarshalIndent(buildInfo{
+		Revision: img.Revision, Image: img.Ref, ImageTag: img.Tag, Digest: img.Facts.Digest,
+		Build: p.app.Build, Reproducible: p.app.Reproducible(), BaseImage: p.app.BaseImage,
+		Port: m.img.port, HealthPath: p.app.HealthPath, Smoke: m.smoke.Answer, User: m.smoke.User,
+		Created: p.b.Checkout.Created().Format(time.RFC3339), Inputs: inputs, Outputs: outputs, Steps: steps,
+		SigningKey: signingKey, SourceRepository: pf.SourceRepository, SBOM: m.sbom.Packages,
+		SBOMHow: m.sbom.How, Platforms: img.Facts.Platforms,
+	}, "", "  ")
+	return os.WriteFile(filepath.Join(tmp, "build.json"), append(info, '\n'), 0o644)
 }
 
 // scriptNames lists the regular files in source/scripts.
@@ -372,41 +312,17 @@ func buildspecIfAny(source string) string {
 	return ""
 }
 
-// sourceDateEpoch is the reproducible build time: SOURCE_DATE_EPOCH when set,
-// else the commit time of HEAD in source, else 0 (not a git checkout, e.g. a
-// CODE_ZIP without SOURCE_DATE_EPOCH: still reproducible, just undated; the
-// pipeline's source action delivers a clone, so CodeBuild has the commit).
-func sourceDateEpoch(ctx context.Context, source string) int64 {
-	if v, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil && v > 0 {
-		return v
-	}
-	if t, ok := gitx.CommitTime(ctx, source, ""); ok {
-		return t.Unix()
-	}
-	return 0
-}
-
 // depsEpoch dates the venv layer: the time of the last commit that changed
 // the app's dependency files (pipeline.yml's deps decide which), so a
 // code-only commit leaves that layer's bytes as they were; never later than
-// the build's own time (sourceDateEpoch, also the answer outside a checkout).
-func depsEpoch(ctx context.Context, source string, app contract.App) int64 {
-	epoch := sourceDateEpoch(ctx, source)
-	t, ok := gitx.LastChange(ctx, filepath.Join(source, app.Dir), app.DepFiles()...)
+// the build's own time (epoch, checkout.Facts.Epoch, also the answer outside
+// a checkout).
+func depsEpoch(ctx context.Context, appDir string, epoch int64, app contract.App) int64 {
+	t, ok := gitx.LastChange(ctx, appDir, app.DepFiles()...)
 	if ok && (epoch == 0 || t.Unix() < epoch) {
 		return t.Unix()
 	}
 	return epoch
-}
-
-// created is the commit time of HEAD (so rebuilding a commit gives the same
-// label), else now.
-func created(ctx context.Context, source string) string {
-	t, ok := gitx.CommitTime(ctx, source, "")
-	if !ok {
-		t = time.Now()
-	}
-	return t.UTC().Format(time.RFC3339)
 }
 
 // bundleProblemLines splits checkBundle's one-line error into its problems.

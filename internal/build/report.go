@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,18 +23,15 @@ type Report struct {
 	w       io.Writer // stderr
 	tty     bool      // live progress and colour
 	steps   []stepRecord
-	execs   map[string]*execCount // step → its commands' cache status, from the engine's progress
 	failure *stepFailure
 	image   *imageFacts
 	fresh   string // the out dir, when it was already up to date
 	inv     invocation
 	running []liveStep // steps in progress (terminal only)
-
-	lintCall, testCall string // the contract's commands, as the progress output shows them
-
-	serviceLogs lineRing // what the smoke test's container printed (from the engine's progress)
-	buildLogs   stepLogs // what each Dockerfile instruction printed
-	spinning    bool     // the live-line goroutine is running
+	// what the engine's event stream said of each step's commands (cached
+	// or ran); nil until a session is open
+	events   *engineEvents
+	spinning bool // the live-line goroutine is running
 }
 
 type stepRecord struct {
@@ -44,9 +39,6 @@ type stepRecord struct {
 	d    time.Duration
 	ok   bool
 }
-
-// execCount counts a step's own commands that the engine ran vs served from cache.
-type execCount struct{ ran, cached int }
 
 // imageFacts describe the pushed (or reproduced) image.
 type imageFacts struct {
@@ -59,21 +51,33 @@ type imageFacts struct {
 	Reproducible bool        // the same commit gives the same digest
 	Smoke        *smokeFacts // what the smoke test saw
 
+	// Platforms: an image index's images (none for one image manifest).
+	Platforms []platformFacts
+
 	SBOM    map[string]int // the SBOM's components by package URL type
 	SBOMHow string         // how it was made: syft on the whole image, memo, incremental
 	Signed  string         // the key the instances verify it with; "" = unsigned
 }
 
-// invocation is how this run was started: what the re-run commands need.
-type invocation struct {
-	source    string // --source ("." by default)
-	baseImage string // --base-image
-	revision  string // the commit, when known
-	reports   string // where the JUnit reports of a failed run went
-	reproduce bool   // the run was `reproduce <commit>`: re-runs are reproduce commands
+// platformFacts describe one platform's image of an index.
+type platformFacts struct {
+	Platform string `json:"platform"` // linux/arm64
+	Digest   string `json:"digest"`   // its manifest digest
+	Size     int64  `json:"size"`
+	Emulated bool   `json:"emulated"` // built and smoke-tested under emulation
 }
 
-// stepRank orders steps as the pipeline does, whichever finished first.
+// invocation is how this run was started: what the re-run commands need.
+type invocation struct {
+	source    string   // --source ("." by default)
+	baseImage string   // --base-image
+	platforms []string // --platforms (the resolved contract's)
+	revision  string   // the commit, when known
+	reports   string   // where the JUnit reports of a failed run went
+	reproduce bool     // the run was `reproduce <commit>`: re-runs are reproduce commands
+}
+
+// stepRank orders steps as a run does, whichever finished first.
 func stepRank(name string) int {
 	for i, s := range []string{"deps", "lint", "test", "image", "smoke", "sbom", "check", "publish", "attest"} {
 		if s == name {
@@ -101,7 +105,7 @@ const defaultBaseImage = contract.DefaultBaseImage
 
 // NewReport is a report printed to w (stderr).
 func NewReport(w io.Writer) *Report {
-	return &Report{w: w, tty: isTerminal(w), execs: map[string]*execCount{}}
+	return &Report{w: w, tty: isTerminal(w)}
 }
 
 // Live says whether the report draws live step lines (a terminal): log lines
@@ -204,20 +208,13 @@ func (r *Report) Write(p []byte) (int, error) {
 	return r.w.Write(p)
 }
 
-// cacheStatus is "cached" when the engine served every one of the step's own
-// commands from its cache, "ran" when it ran at least one, "" when unknown.
+// cacheStatus is what the engine's event stream said of the step's commands
+// (engineEvents.cacheStatus).
 func (r *Report) cacheStatus(step string) string {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.execs[step]
-	switch {
-	case c == nil:
-		return ""
-	case c.ran > 0:
-		return "ran"
-	default:
-		return "cached"
-	}
+	ev := r.events
+	r.mu.Unlock()
+	return ev.cacheStatus(step)
 }
 
 // Finish prints the closing block: the failure report when err != nil (the
@@ -249,6 +246,44 @@ func (r *Report) printSteps(w io.Writer) {
 	}
 }
 
+// What the steps record for the report to render.
+
+// session: an engine session opened on source, with base image baseImage; its
+// event stream says which commands ran.
+func (r *Report) session(source string, app contract.App, events *engineEvents) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inv.source, r.inv.baseImage, r.inv.platforms, r.events = source, app.BaseImage, app.Platforms, events
+}
+
+// building: the revision being built (the re-run commands name it).
+func (r *Report) building(revision string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inv.revision = revision
+}
+
+// reproducing: the run is `reproduce <commit>`; re-runs are reproduce commands.
+func (r *Report) reproducing(baseImage, commit string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inv = invocation{baseImage: baseImage, revision: commit, reproduce: true, platforms: r.inv.platforms}
+}
+
+// wroteReports: the JUnit reports of a failed run are in dir.
+func (r *Report) wroteReports(dir string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inv.reports = dir
+}
+
+// built: the image the run made (and pushed, when facts.Ref is set).
+func (r *Report) built(facts *imageFacts) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.image = facts
+}
+
 // upToDate is the summary of a run that found nothing to do.
 func (r *Report) upToDate(ref, digest, out string) {
 	r.mu.Lock()
@@ -272,7 +307,16 @@ func (r *Report) printSummary() {
 		} else {
 			fmt.Fprintf(&b, "digest   %s\n", im.Digest)
 		}
-		if im.Size > 0 {
+		if len(im.Platforms) > 0 {
+			fmt.Fprintf(&b, "index    %d platforms (an OCI image index: each instance pulls its own)\n", len(im.Platforms))
+			for _, pl := range im.Platforms {
+				how := "native"
+				if pl.Emulated {
+					how = "built and smoke-tested under emulation"
+				}
+				fmt.Fprintf(&b, "  %-12s %s  %s (%s)\n", pl.Platform, pl.Digest, humanBytes(pl.Size), how)
+			}
+		} else if im.Size > 0 {
 			fmt.Fprintf(&b, "size     %s (%d layers, compressed: what a pull downloads)\n", humanBytes(im.Size), im.Layers)
 		}
 		if im.Build != "" {
@@ -346,87 +390,6 @@ func (r *Report) printFailure(err error) {
 	_, _ = r.Write([]byte(b.String()))
 }
 
-// hints are the commands that re-run only the failed step here, open a shell
-// in its container, and rebuild it from the commit anywhere.
-func (inv invocation) hints(step string) []string {
-	var flags string
-	if inv.source != "" && inv.source != "." {
-		flags += " --source " + shellQuote(inv.source)
-	}
-	if inv.baseImage != "" && inv.baseImage != defaultBaseImage {
-		flags += " --base-image " + shellQuote(inv.baseImage)
-	}
-	const prog = "go run ./cmd/build "
-	var h []string
-	if inv.reproduce {
-		switch step {
-		case "deps", "lint", "test", "image":
-			h = append(h, "re-run   "+prog+"reproduce "+inv.revision+" --step "+reproStep(step)+baseFlag(inv.baseImage))
-			h = append(h, "shell    git worktree add /tmp/"+inv.revision[:12]+" "+inv.revision+" && "+prog+"shell --step "+step+" --source /tmp/"+inv.revision[:12]+baseFlag(inv.baseImage))
-		}
-		return h
-	}
-	switch step {
-	case "deps":
-		h = append(h, "re-run   "+prog+"lint"+flags+"   (installs the requirements, then flake8)")
-	case "lint", "test":
-		h = append(h, "re-run   "+prog+step+flags)
-	case "image":
-		h = append(h, "re-run   "+prog+"image"+flags+revFlag(inv.revision))
-	case "check":
-		h = append(h, "re-run   "+prog+"all"+flags+"   (check runs on the bundle that all builds)")
-	case "publish":
-		h = append(h, "re-run   "+prog+"publish"+flags+revFlag(inv.revision)+"   (lint, test and image are cached: only the push runs)")
-	}
-	switch step {
-	case "deps", "lint", "test", "image":
-		h = append(h, "shell    "+prog+"shell --step "+step+flags+revFlagIf(step == "image", inv.revision))
-		if isCommit(inv.revision) {
-			h = append(h, "commit   "+prog+"reproduce "+inv.revision+" --step "+reproStep(step)+baseFlag(inv.baseImage)+"   (from any clone, working tree untouched)")
-		}
-	}
-	return h
-}
-
-func reproStep(step string) string {
-	if step == "deps" {
-		return "lint"
-	}
-	return step
-}
-
-func revFlag(rev string) string {
-	if rev == "" || rev == "dev" {
-		return ""
-	}
-	return " --revision " + rev
-}
-
-func revFlagIf(ok bool, rev string) string {
-	if !ok {
-		return ""
-	}
-	return revFlag(rev)
-}
-
-func baseFlag(img string) string {
-	if img == "" || img == defaultBaseImage {
-		return ""
-	}
-	return " --base-image " + shellQuote(img)
-}
-
-var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
-
-func isCommit(s string) bool { return commitRe.MatchString(s) }
-
-func shellQuote(s string) string {
-	if regexp.MustCompile(`^[A-Za-z0-9_./:@=+-]+$`).MatchString(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 func humanBytes(n int64) string {
 	switch {
 	case n >= 1<<20:
@@ -435,290 +398,6 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// progressParser reads the engine session's plain progress output (what
-// --verbose shows) and counts, per step, the commands that ran vs were
-// CACHED. Lines look like `24  : Container.withExec(args: [...]): Container!`
-// then `24  : Container.withExec CACHED [0.0s]`; a call may span lines.
-type progressParser struct {
-	mu   sync.Mutex // the SDK writes from more than one goroutine (the CLI session's and its own)
-	r    *Report
-	tee  io.Writer // --verbose: the raw output also goes here
-	buf  []byte
-	span map[string]string // span id → the call's text so far
-
-	dockerStep map[string]string // span id → the Dockerfile instruction it is running ("RUN pip install ...")
-}
-
-var (
-	ansiRe       = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
-	nestRe       = regexp.MustCompile(`^(┆ )+`)
-	dockerStepRe = regexp.MustCompile(`^(\[(?:[\w-]+ )?\d+/\d+\]) (.+?)(?: (DONE|ERROR|CACHED)\b.*)?$`)
-	serviceEndRe = regexp.MustCompile(`^Container\.asService (DONE|ERROR)\b`)
-	logLineRe    = regexp.MustCompile(`^\[[0-9.]+m?s\] \| ?(.*)$`)
-	spanLineRe   = regexp.MustCompile(`^(\d+)\s*: (.*)$`)
-	execEndRe    = regexp.MustCompile(`withExec (DONE|CACHED|ERROR)\b`)
-)
-
-func newProgressParser(r *Report, tee io.Writer) *progressParser {
-	return &progressParser{r: r, tee: tee, span: map[string]string{}, dockerStep: map[string]string{}}
-}
-
-func (p *progressParser) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.tee != nil {
-		_, _ = p.tee.Write(b)
-	}
-	p.buf = append(p.buf, b...)
-	for {
-		i := strings.IndexByte(string(p.buf), '\n')
-		if i < 0 {
-			break
-		}
-		p.line(string(p.buf[:i]))
-		p.buf = p.buf[i+1:]
-	}
-	return len(b), nil
-}
-
-func (p *progressParser) line(l string) {
-	m := spanLineRe.FindStringSubmatch(ansiRe.ReplaceAllString(l, ""))
-	if m == nil {
-		return
-	}
-	id, text := m[1], m[2]
-	nested := nestRe.ReplaceAllString(text, "")
-	if d := dockerStepRe.FindStringSubmatch(nested); d != nil {
-		p.dockerStep[id] = d[1] + " " + d[2] // the stage and step number too: the same RUN in two stages is two steps
-		if d[3] != "" {
-			p.r.buildLogs.end(p.dockerStep[id])
-		}
-	} else if l := logLineRe.FindStringSubmatch(nested); l != nil && nested != text && p.dockerStep[id] != "" {
-		p.r.buildLogs.add(p.dockerStep[id], l[1])
-	}
-	// The smoke test's container (the only service a build runs); its call
-	// may be nested under another (`┆ Container.asService`).
-	if strings.Contains(p.span[id], "asService") {
-		if l := logLineRe.FindStringSubmatch(nested); l != nil {
-			p.r.serviceLogs.add(l[1])
-		} else if serviceEndRe.MatchString(nested) {
-			p.r.serviceLogs.end()
-		}
-	}
-	if e := execEndRe.FindStringSubmatch(text); e != nil {
-		step := p.r.execStep(p.span[id])
-		delete(p.span, id)
-		if step == "" {
-			return
-		}
-		p.r.mu.Lock()
-		c := p.r.execs[step]
-		if c == nil {
-			c = &execCount{}
-			p.r.execs[step] = c
-		}
-		if e[1] == "CACHED" {
-			c.cached++
-		} else {
-			c.ran++
-		}
-		p.r.mu.Unlock()
-		return
-	}
-	if s := p.span[id]; len(s) < 4096 {
-		p.span[id] = s + text + "\n"
-	}
-}
-
-// execStep says which step a withExec call belongs to, from its arguments:
-// the contract's lint and test commands as the engine prints them, the
-// dependency installs (the runtime one, for the image, carries --no-compile,
-// --no-dev or runtime-requirements), ci/'s image tools.
-func (r *Report) execStep(call string) string {
-	r.mu.Lock()
-	lint, test := r.lintCall, r.testCall
-	r.mu.Unlock()
-	runtime := strings.Contains(call, `"--no-compile"`) || strings.Contains(call, `"--no-dev"`) || strings.Contains(call, "runtime-requirements")
-	install := strings.Contains(call, `"pip", "install"`) || strings.Contains(call, `/uv", "sync"`) || strings.Contains(call, "pydeps.py")
-	switch {
-	case !strings.Contains(call, "withExec"):
-		return ""
-	case lint != "" && strings.Contains(call, lint):
-		return "lint"
-	case test != "" && strings.Contains(call, test):
-		return "test"
-	case install && !runtime:
-		return "deps"
-	case install, strings.Contains(call, `"/ci/`), strings.Contains(call, `pip uninstall -q -y pip && python -m compileall`):
-		return "image" // the runtime venv and ci/'s image tools (slim.py, oci.py)
-	}
-	return ""
-}
-
-// setCommands tells the progress parser the contract's lint and test
-// commands, as the engine prints a withExec's args: ["flake8", "."].
-func (r *Report) setCommands(lint, test []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lintCall, r.testCall = quotedArgs(lint), quotedArgs(test)
-}
-
-func quotedArgs(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = strconv.Quote(a)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
-}
-
-// lineRing keeps the last lines written to it.
-type lineRing struct {
-	mu      sync.Mutex
-	lines   []string
-	endedAt time.Time // when the service's span ended (DONE or ERROR); zero while it runs
-	lastAt  time.Time // when the last line came
-}
-
-const ringSize = 200
-
-func (r *lineRing) add(l string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lines, r.lastAt = append(r.lines, strings.TrimRight(l, " \r")), time.Now()
-	if len(r.lines) > ringSize {
-		r.lines = r.lines[len(r.lines)-ringSize:]
-	}
-}
-
-func (r *lineRing) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lines, r.endedAt = nil, time.Time{}
-}
-
-// endGrace is how long lines may trail the end of their span: the engine
-// exports spans and logs as separate streams, so a crashed container's
-// `Container.asService DONE` can come before what it printed. Only failures
-// wait for it.
-const endGrace = 2 * time.Second
-
-// settled: no line for half a second (or none at all), and endGrace past the
-// span's end if it ended (endedAt not zero).
-func settled(endedAt time.Time, lines int, lastAt time.Time) bool {
-	ended := !endedAt.IsZero()
-	quiet := lines == 0 && ended || lines > 0 && time.Since(lastAt) > 500*time.Millisecond
-	return quiet && (!ended || time.Since(endedAt) > endGrace)
-}
-
-// wait gives the service's lines up to d to arrive: the engine's progress
-// output (its telemetry, exported in batches) trails the results, more so on
-// a loaded machine. It returns once they settled: half a second after the
-// last line of a service that runs on, or endGrace after the span's end.
-func (r *lineRing) wait(d time.Duration) *lineRing {
-	pollUntil(d, func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return settled(r.endedAt, len(r.lines), r.lastAt)
-	})
-	return r
-}
-
-// pollUntil checks done every 50 ms until it holds, for at most d.
-func pollUntil(d time.Duration, done func() bool) {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline) && !done(); {
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (r *lineRing) end() {
-	r.mu.Lock()
-	r.endedAt = time.Now()
-	r.mu.Unlock()
-}
-
-// tail are the last n lines, none if nothing was printed.
-func (r *lineRing) tail(n int) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), lastN(r.lines, n)...)
-}
-
-// last are the last n lines, or one line saying there were none.
-func (r *lineRing) last(n int) []string {
-	if t := r.tail(n); len(t) > 0 {
-		return t
-	}
-	return []string{"(the container printed nothing)"}
-}
-
-// stepLogs keeps the last lines each Dockerfile step printed, keyed by
-// "[stage n/m] INSTRUCTION".
-type stepLogs struct {
-	mu      sync.Mutex
-	lines   map[string][]string
-	endedAt map[string]time.Time // the steps that ended (DONE, ERROR or CACHED), and when
-	lastAt  map[string]time.Time // when the step's last line came
-}
-
-func (s *stepLogs) add(step, l string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lines == nil {
-		s.lines, s.lastAt = map[string][]string{}, map[string]time.Time{}
-	}
-	s.lines[step] = lastN(append(s.lines[step], strings.TrimRight(l, " \r")), ringSize)
-	s.lastAt[step] = time.Now()
-}
-
-func (s *stepLogs) end(step string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.endedAt == nil {
-		s.endedAt = map[string]time.Time{}
-	}
-	s.endedAt[step] = time.Now()
-}
-
-// match is the key of the step running exactly instruction, preferring one
-// that has ended (the failed one); "" when none.
-func (s *stepLogs) match(instruction string) string {
-	var found string
-	for k := range s.lines {
-		if _, instr, _ := strings.Cut(k, "] "); instr == instruction {
-			if _, ended := s.endedAt[k]; found == "" || ended {
-				found = k
-			}
-		}
-	}
-	for k := range s.endedAt {
-		if _, instr, _ := strings.Cut(k, "] "); instr == instruction && found == "" {
-			found = k
-		}
-	}
-	return found
-}
-
-// wait gives the step's lines up to d to arrive: until the engine's
-// progress output says the step ended and its lines settled (they may trail
-// the end: see endGrace).
-func (s *stepLogs) wait(instruction string, d time.Duration) *stepLogs {
-	pollUntil(d, func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		k := s.match(instruction)
-		ended, ok := s.endedAt[k]
-		return ok && settled(ended, len(s.lines[k]), s.lastAt[k])
-	})
-	return s
-}
-
-// of are the last n lines of the step running exactly instruction.
-func (s *stepLogs) of(instruction string, n int) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), lastN(s.lines[s.match(instruction)], n)...)
 }
 
 // packageCounts is "8 pypi, 41 deb" (by count, then name).

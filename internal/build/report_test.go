@@ -1,10 +1,17 @@
 package build
 
 import (
+	"bytes"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // The progress lines of a crashed smoke-test container, as the engine's
@@ -27,14 +34,14 @@ func TestServiceLinesTrailTheSpanEnd(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			r := NewReport(io.Discard)
-			p := newProgressParser(r, nil)
+			ev := newEngineEvents(nil, nil)
+			p := ev.parser(nil)
 			_, _ = io.WriteString(p, lines[0]+lines[1])
 			go func() {
 				time.Sleep(endGrace / 4)
 				_, _ = io.WriteString(p, lines[2])
 			}()
-			got := r.serviceLogs.wait(10 * time.Second).tail(15)
+			got := ev.service.wait(10 * time.Second).tail(15)
 			if len(got) != 1 || !strings.Contains(got[0], "fork/exec /srv/venv/bin/gunicorn: no such file") {
 				t.Errorf("service lines = %q; want the line that came after the span's end", got)
 			}
@@ -44,11 +51,11 @@ func TestServiceLinesTrailTheSpanEnd(t *testing.T) {
 
 func TestServiceWaitEndsWhenNothingCame(t *testing.T) {
 	t.Parallel()
-	r := NewReport(io.Discard)
-	p := newProgressParser(r, nil)
+	ev := newEngineEvents(nil, nil)
+	p := ev.parser(nil)
 	_, _ = io.WriteString(p, svcCall+svcDone)
 	done := make(chan []string)
-	go func() { done <- r.serviceLogs.wait(time.Minute).last(15) }()
+	go func() { done <- ev.service.wait(time.Minute).last(15) }()
 	select {
 	case got := <-done:
 		if len(got) != 1 || got[0] != "(the container printed nothing)" {
@@ -66,15 +73,94 @@ func TestRunLinesTrailTheStepEnd(t *testing.T) {
 		nest = "\x1b[95m44  : \x1b[0m\x1b[90;2m┆ ┆ \x1b[0m"
 		run  = "RUN python3 -m venv /srv/venv && /srv/venv/bin/pip install -r requirements.txt no-such-package-xyz==9.9"
 	)
-	r := NewReport(io.Discard)
-	p := newProgressParser(r, nil)
+	ev := newEngineEvents(nil, nil)
+	p := ev.parser(nil)
 	_, _ = io.WriteString(p, nest+"[4/5] "+run+"\n"+nest+"[4/5] "+run+"\x1b[31m ERROR\x1b[0m\x1b[90m [3.8s]\x1b[0m\n")
 	go func() {
 		time.Sleep(endGrace / 4)
 		_, _ = io.WriteString(p, nest+"\x1b[90m[3.5s] \x1b[0m\x1b[90m|\x1b[0m ERROR: No matching distribution found for no-such-package-xyz==9.9\n")
 	}()
-	got := r.buildLogs.wait(run, 10*time.Second).of(run, 15)
+	got := ev.dockerSteps.wait(run, 10*time.Second).of(run, 15)
 	if len(got) != 1 || !strings.Contains(got[0], "No matching distribution") {
 		t.Errorf("RUN lines = %q; want the line that came after the step's ERROR", got)
+	}
+}
+
+// A step is "ran" when the engine ran one of its commands, "cached" when it
+// loaded them all from its cache or has no span at all (deep in a cached
+// chain); the spans come over OTLP/HTTP as the session exports them, and
+// commands are told apart by the contract's lint and test commands.
+func TestCacheStatusFromTheEngineSpans(t *testing.T) {
+	t.Parallel()
+	ev := newEngineEvents([]string{"flake8", "."}, []string{"python", "-m", "pytest"})
+	if got := ev.cacheStatus("lint"); got != "" {
+		t.Errorf("before any span: %q, want unknown", got)
+	}
+	r, opts := ev.receiveSpans()
+	defer r.stop()
+	if r == nil || len(opts) != 2 {
+		t.Fatalf("no receiver (OTEL_EXPORTER_OTLP_ENDPOINT set here?)")
+	}
+	span := func(name string, cached bool) *tracev1.Span {
+		s := &tracev1.Span{Name: name}
+		if cached {
+			s.Attributes = []*commonv1.KeyValue{{Key: cachedAttr, Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_BoolValue{BoolValue: true}}}}
+		}
+		return s
+	}
+	body, err := proto.Marshal(&coltrace.ExportTraceServiceRequest{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{
+		span("Container.withExec", false), // an API call, not a command
+		span("flake8 .", true),
+		span("python -m pytest", false),
+		span("pip install -r requirements.txt -r requirements-dev.txt", true),
+		span("pip install --no-compile -r requirements.txt", false),
+	}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+r.ln.Addr().String()+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("export: %s", resp.Status)
+	}
+	for step, want := range map[string]string{"lint": "cached", "test": "ran", "deps": "cached", "image": "ran", "smoke": ""} {
+		if got := ev.cacheStatus(step); got != want {
+			t.Errorf("%s: %q, want %q", step, got, want)
+		}
+	}
+	var none *engineEvents
+	if got := none.cacheStatus("lint"); got != "" {
+		t.Errorf("no session: %q", got)
+	}
+}
+
+// The engine names a command after its arguments; each kind goes to its step.
+func TestExecStep(t *testing.T) {
+	t.Parallel()
+	ev := newEngineEvents([]string{"ruff", "check"}, []string{"tox"})
+	for name, want := range map[string]string{
+		"ruff check": "lint",
+		"tox":        "test",
+		"pip install -r requirements.txt -r requirements-dev.txt":                        "deps",
+		"pip install --no-compile -r requirements.txt":                                   "image",
+		"python3 /ci/pydeps.py pyproject.toml --dev":                                     "deps",
+		"python3 /ci/pydeps.py pyproject.toml":                                           "image",
+		"pip install -r /tmp/dev-requirements.txt":                                       "deps",
+		"pip install -r /tmp/runtime-requirements.txt":                                   "image",
+		"/opt/tools/bin/uv sync --frozen --no-install-project --all-groups --all-extras": "deps",
+		"/opt/tools/bin/uv sync --frozen --no-install-project --no-dev":                  "image",
+		"python3 /ci/oci.py layer /opt/venv":                                             "image",
+		"[builder 2/5] RUN pip install -r requirements.txt":                              "image",
+		"[3/4] RUN apt-get update":                                                       "image",
+		"python3 -m venv /opt/venv":                                                      "",
+		"/opt/tools/bin/pip install uv==0.9.0":                                           "",
+		"Container.withExec":                                                             "",
+	} {
+		if got := ev.execStep(name); got != want {
+			t.Errorf("execStep(%q) = %q, want %q", name, got, want)
+		}
 	}
 }

@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/acme/webapp-pipeline/internal/attest"
+	"github.com/acme/webapp-pipeline/internal/checkout"
 	"github.com/acme/webapp-pipeline/internal/gitx"
 )
 
@@ -53,17 +53,13 @@ func (r Reproduce) Run(ctx context.Context, b Build, stdout io.Writer) error {
 		// A fresh context: the run's may be cancelled, the cleanup must still happen.
 		_, _ = gitx.Out(context.Background(), r.Repo, "worktree", "remove", "--force", wt)
 	}()
-	// The commit's time, for anything that stamps a build time (reproducible builds' convention).
-	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
-		if t, ok := gitx.CommitTime(ctx, r.Repo, sha); ok {
-			os.Setenv("SOURCE_DATE_EPOCH", strconv.FormatInt(t.Unix(), 10))
-		}
-	}
 	app, err := b.App.Resolve(wt)
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", sha[:12], err)
 	}
-	b.App, b.Source = app, wt
+	// The commit's facts (its time dates the image), passed on as values: the
+	// same the build of a checkout of that commit reads.
+	b.App, b.Source, b.Checkout = app, wt, checkout.At(ctx, r.Repo, sha)
 	b.Log.Info("reproducing", "commit", sha, "build", app.Build, "base_image", app.BaseImage, "step", r.Step)
 
 	p, err := connect(ctx, b)
@@ -71,7 +67,7 @@ func (r Reproduce) Run(ctx context.Context, b Build, stdout io.Writer) error {
 		return err
 	}
 	defer p.close()
-	b.Report.inv = invocation{baseImage: app.BaseImage, revision: sha, reproduce: true}
+	b.Report.reproducing(app.BaseImage, sha)
 
 	if r.Step == "all" || r.Step == "lint" {
 		if _, err := p.lint(ctx); err != nil {
@@ -86,19 +82,26 @@ func (r Reproduce) Run(ctx context.Context, b Build, stdout io.Writer) error {
 	if r.Step != "all" && r.Step != "image" {
 		return nil
 	}
-	if err := p.image(ctx, sha); err != nil {
-		return err
-	}
-	smoke, err := p.smoke(ctx)
+	layoutDir := filepath.Join(tmp, "layout")
+	img, err := p.image(ctx, sha, layoutDir)
 	if err != nil {
 		return err
 	}
-	facts, err := p.imageFacts(ctx)
+	smoke, err := p.smoke(ctx, img, nil)
+	if err != nil {
+		return err
+	}
+	if img.platforms != nil { // the index's digest is known once it is written over the platforms' layouts
+		if err := p.exportLayouts(ctx, img, layoutDir); err != nil {
+			return fmt.Errorf("export the image layouts: %w", err)
+		}
+	}
+	facts, err := img.facts(ctx)
 	if err != nil {
 		return err
 	}
 	facts.Build, facts.Reproducible, facts.Smoke = app.Build, app.Reproducible(), smoke
-	b.Report.image = facts
+	b.Report.built(facts)
 	fmt.Fprintln(stdout, facts.Digest)
 	if r.Expect != "" {
 		want := r.Expect[strings.LastIndex(r.Expect, "@")+1:]
@@ -119,7 +122,7 @@ func (r Reproduce) Run(ctx context.Context, b Build, stdout io.Writer) error {
 // checkClaims compares the signed provenance published with r.Expect with
 // the rebuild's (attest.SameMaterials: source, parameters, base image,
 // materials; builder versions and times may differ).
-func (r Reproduce) checkClaims(ctx context.Context, p *pipeline, sha string) error {
+func (r Reproduce) checkClaims(ctx context.Context, p *session, sha string) error {
 	repo, _, ok := strings.Cut(r.Expect, "@")
 	if !ok || r.Claims.SigningKey == "" {
 		p.log.Info("provenance not checked: give --expect as repo@sha256:... and --signing-key (BUILD_SIGNING_KEY)")

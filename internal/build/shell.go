@@ -50,10 +50,16 @@ func Shell(ctx context.Context, b Build, step, revision, shell string) error {
 			ctr, what = ci.Test(deps, p.app), what+shellJoin(p.app.Test)+" (report in "+ci.PytestReport+")"
 		}
 	case "image":
-		if err := p.image(ctx, revision); err != nil {
+		layoutDir, err := os.MkdirTemp("", "build-layout-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(layoutDir)
+		img, err := p.image(ctx, revision, layoutDir)
+		if err != nil {
 			return fmt.Errorf("%w (the shell opened where it failed)", err)
 		}
-		ctr, what = p.img, "the "+p.app.Build+" image, as it would run"
+		ctr, what = img.ctr, "the "+p.app.Build+" image, as it would run"
 	}
 	fmt.Fprintf(os.Stderr, "build: shell in the %s container (%s); exit to leave\n", step, what)
 	if _, err := ctr.Terminal(dagger.ContainerTerminalOpts{Cmd: []string{shell}}).Sync(ctx); err != nil {

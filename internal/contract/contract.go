@@ -6,17 +6,20 @@
 // repository's pipeline.yml (in that order of precedence), and Resolve checks
 // it against the app's files and fills in what is detected.
 //
-// The settings, their defaults and meaning are documented in README.md
-// ("The app contract"); the keys of pipeline.yml are the flag names.
+// The keys and their kinds are Settings (settings.go), the one list of them; their defaults and
+// meaning are documented in docs/app-contract.md, whose table a test checks against Settings.
 package contract
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -36,6 +39,17 @@ const (
 	DepsUV           = "uv"           // uv sync --frozen from uv.lock
 )
 
+// The platforms an image can be built for (platforms: one image each, pushed
+// as one OCI image index when there is more than one).
+const (
+	PlatformAMD64 = "linux/amd64"
+	PlatformARM64 = "linux/arm64"
+)
+
+// HostPlatform is platforms' default: the platform of the host the build
+// runs on (the engine's, too: CodeBuild and a laptop run both on one host).
+func HostPlatform() string { return "linux/" + runtime.GOARCH }
+
 // App is the contract of one app. Before Resolve it holds what was asked
 // (auto, empty for "detect"); after, what the build uses.
 type App struct {
@@ -53,6 +67,7 @@ type App struct {
 	RequireNonRoot bool          // a smoke test that finds the image running as root fails
 
 	BaseImage       string   // python for lint, tests and the native image
+	Platforms       []string // the image's platforms, in PlatformKinds' order (empty: HostPlatform)
 	Deps            string   // DepsAuto, DepsRequirements, DepsPyproject or DepsUV
 	Requirements    []string // requirements: runtime files (relative to Dir)
 	DevRequirements []string // requirements: lint/test files (empty: the usual names that exist)
@@ -60,6 +75,10 @@ type App struct {
 	PythonPath      string   // put on PYTHONPATH, relative to Dir ("" = src when there is one, else .)
 	Lint            []string // the lint command, run in the app directory
 	Test            []string // the test command, run in the app directory
+
+	// HashPinned (resolved, requirements): a requirements or constraints
+	// file in Dir carries --hash: pip then installs one file at a time.
+	HashPinned bool `json:"-"`
 
 	// Origin says where each setting (by its pipeline.yml key) came from, for
 	// the messages that name it: "pipeline.yml line 7", "BUILD_COMMAND",
@@ -114,7 +133,7 @@ func (a App) Resolve(repo string) (App, error) {
 		}
 	case BuildDockerfile, BuildNative:
 	default:
-		return App{}, fmt.Errorf("image-build %q: must be dockerfile, native or auto", r.Build)
+		return App{}, fmt.Errorf("image-build %q: must be %s", r.Build, oneOf(ImageBuilds))
 	}
 	if r.Build == BuildDockerfile {
 		if err := inside("dockerfile", r.Dockerfile); err != nil {
@@ -149,6 +168,11 @@ func (a App) Resolve(repo string) (App, error) {
 	if strings.TrimSpace(r.BaseImage) == "" || strings.ContainsAny(r.BaseImage, " \t") {
 		return App{}, fmt.Errorf("base-image %q: must be an image reference, e.g. python:3.13-slim", r.BaseImage)
 	}
+	plats, err := platforms(a.Platforms)
+	if err != nil {
+		return App{}, err
+	}
+	r.Platforms = plats
 	if len(r.Lint) == 0 || len(r.Test) == 0 {
 		return App{}, errors.New("lint-command and test-command must not be empty")
 	}
@@ -218,6 +242,7 @@ func (r *App) resolveDeps(exists func(string) bool, dir string) error {
 				}
 			}
 		}
+		r.HashPinned = hashPinned(dir, r.DepFiles())
 	case DepsPyproject:
 		if !hasProject() {
 			return fmt.Errorf("deps pyproject: %s/pyproject.toml has no [project] table (PEP 621): add one, or set deps: requirements", r.Dir)
@@ -227,12 +252,29 @@ func (r *App) resolveDeps(exists func(string) bool, dir string) error {
 			return fmt.Errorf("deps uv: %s needs pyproject.toml and uv.lock (run `uv lock`), or set deps to requirements or pyproject", r.Dir)
 		}
 	default:
-		return fmt.Errorf("deps %q: must be requirements, pyproject, uv or auto", r.Deps)
+		return fmt.Errorf("deps %q: must be %s", r.Deps, oneOf(DepsKinds))
 	}
 	return nil
 }
 
 var projectTable = regexp.MustCompile(`(?m)^\s*\[project\]\s*$`)
+
+// hashPinned says whether a file of dir matching patterns (DepFiles: every
+// file an -r or -c may name beside them) holds a --hash option: one such
+// file puts the pip that reads it in --require-hashes mode for every file
+// it reads, so an unhashed requirements-dev.txt read by the same pip fails
+// with "Hashes are required".
+func hashPinned(dir string, patterns []string) bool {
+	for _, pat := range patterns {
+		files, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil && bytes.Contains(b, []byte("--hash")) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // DepFiles are the files of Dir that the dependency install reads: copied
 // into the container before the source, so a code change does not re-run it.
@@ -246,6 +288,37 @@ func (a App) DepFiles() []string {
 	// -r / -c includes are usually beside them: every requirements*/constraints* file goes in.
 	return append(append([]string{"requirements*.txt", "constraints*.txt"}, a.Requirements...), a.DevRequirements...)
 }
+
+// platforms checks the platforms asked for and puts them in PlatformKinds'
+// order (the order of the pushed index's manifests: the same set gives the
+// same index); none is the host's.
+func platforms(asked []string) ([]string, error) {
+	if len(asked) == 0 {
+		return []string{HostPlatform()}, nil
+	}
+	seen := map[string]bool{}
+	for _, p := range asked {
+		switch {
+		case !slices.Contains(PlatformKinds, p):
+			return nil, fmt.Errorf("platforms: %q is not a platform the pipeline builds: use %s (e.g. platforms: [%s, %s] in pipeline.yml)",
+				p, oneOf(PlatformKinds), PlatformAMD64, PlatformARM64)
+		case seen[p]:
+			return nil, fmt.Errorf("platforms: %q is listed twice: keep one", p)
+		}
+		seen[p] = true
+	}
+	var out []string
+	for _, p := range PlatformKinds {
+		if seen[p] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// MultiPlatform says whether the image is an index of several platforms'
+// images (otherwise it is one image manifest, as it always was).
+func (a App) MultiPlatform() bool { return len(a.Platforms) > 1 }
 
 // Reproducible says whether the same commit gives the same image digest:
 // the native image is written deterministically; a Dockerfile build is not.

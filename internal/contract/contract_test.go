@@ -92,3 +92,67 @@ func TestResolveBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestResolveHashPinned: a requirements or constraints file with --hash
+// makes the install one pip per file (ci.installDeps); none, one pip.
+func TestResolveHashPinned(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		files map[string]string
+		want  bool
+	}{
+		{"no hashes", map[string]string{"app/requirements.txt": "flask==3.1.3\n", "app/requirements-dev.txt": "-r requirements.txt\npytest==9.2.0\n"}, false},
+		{"hashed runtime file", map[string]string{"app/requirements.txt": "flask==3.1.3 \\\n    --hash=sha256:0123\n", "app/requirements-dev.txt": "pytest==9.2.0\n"}, true},
+		{"hashed constraints beside them", map[string]string{"app/requirements.txt": "-c constraints.txt\nflask\n", "app/constraints.txt": "flask==3.1.3 --hash=sha256:0123\n"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := defaults()
+			app.Deps, app.Command, app.Port = DepsRequirements, []string{"gunicorn", "app:app"}, 8080
+			got, err := app.Resolve(repo(t, c.files))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.HashPinned != c.want {
+				t.Errorf("HashPinned = %v, want %v", got.HashPinned, c.want)
+			}
+		})
+	}
+}
+
+// platforms: the host's by default; the allowed ones in one order; a typo or
+// a duplicate is one line naming it.
+func TestPlatforms(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(dir+"/app", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/app/requirements.txt", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := App{Dir: "app", Name: "x", Build: BuildNative, Dockerfile: "Dockerfile", Command: []string{"x"}, Port: 1,
+		HealthPath: "/", HealthTimeout: 1, BaseImage: "python", Deps: DepsRequirements,
+		Requirements: []string{"requirements.txt"}, Lint: []string{"l"}, Test: []string{"t"}}
+	for _, c := range []struct {
+		asked []string
+		want  string
+		err   string
+	}{
+		{nil, HostPlatform(), ""},
+		{[]string{"linux/arm64"}, "linux/arm64", ""},
+		{[]string{"linux/arm64", "linux/amd64"}, "linux/amd64 linux/arm64", ""},
+		{[]string{"linux/arm"}, "", `platforms: "linux/arm" is not a platform the pipeline builds: use linux/amd64 or linux/arm64`},
+		{[]string{"linux/amd64", "linux/amd64"}, "", `platforms: "linux/amd64" is listed twice`},
+	} {
+		a := base
+		a.Platforms = c.asked
+		r, err := a.Resolve(dir)
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err) || strings.Contains(err.Error(), "\n")):
+			t.Errorf("platforms %v: got %v, want one line with %q", c.asked, err, c.err)
+		case c.err == "" && err != nil:
+			t.Errorf("platforms %v: %v", c.asked, err)
+		case c.err == "" && strings.Join(r.Platforms, " ") != c.want:
+			t.Errorf("platforms %v resolved to %v, want %s", c.asked, r.Platforms, c.want)
+		}
+	}
+}

@@ -43,7 +43,7 @@ func (d Dir) Open(_ context.Context, path string) (io.ReadCloser, error) {
 	return os.Open(filepath.Join(string(d), filepath.FromSlash(path)))
 }
 
-// Push uploads the single image of the layout to ref (repo:tag) with basic
+// Push uploads the single image (or image index) of the layout to ref (repo:tag) with basic
 // credentials (the password is never logged or wrapped into errors),
 // skipping blobs the registry already has, and returns repo@sha256:....
 // Registries on loopback addresses are spoken to over plain http.
@@ -56,13 +56,32 @@ func Push(ctx context.Context, src Source, ref, user, password string) (string, 
 	if err != nil {
 		return "", fmt.Errorf("image reference %q: %w", ref, err)
 	}
-	img, desc, err := readImage(ctx, src)
-	if err != nil {
+	var idx v1.IndexManifest
+	if err := readJSON(ctx, src, "index.json", &idx); err != nil {
 		return "", fmt.Errorf("read image layout: %w", err)
 	}
+	if len(idx.Manifests) != 1 {
+		return "", fmt.Errorf("read image layout: the layout holds %d images, want 1", len(idx.Manifests))
+	}
+	desc := idx.Manifests[0]
 	auth := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
-	if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithAuth(auth)); err != nil {
-		return "", err
+	if desc.MediaType.IsIndex() {
+		// Several platforms' images: each image first, then the index naming them.
+		ii, err := readIndex(ctx, src, desc)
+		if err != nil {
+			return "", fmt.Errorf("read image layout: %w", err)
+		}
+		if err := remote.WriteIndex(tag, ii, remote.WithContext(ctx), remote.WithAuth(auth)); err != nil {
+			return "", err
+		}
+	} else {
+		img, err := readImage(ctx, src, desc)
+		if err != nil {
+			return "", fmt.Errorf("read image layout: %w", err)
+		}
+		if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithAuth(auth)); err != nil {
+			return "", err
+		}
 	}
 	// What the registry now serves under the tag must be the layout's manifest, byte for byte:
 	// image.env names the image by this digest.
@@ -76,35 +95,72 @@ func Push(ctx context.Context, src Source, ref, user, password string) (string, 
 	return tag.Context().Name() + "@" + got.Digest.String(), nil
 }
 
-// readImage reads the layout's index, its one manifest and the config; the
-// layers stay unread until remote.Write asks for one it must upload.
-func readImage(ctx context.Context, src Source) (v1.Image, v1.Descriptor, error) {
-	var idx v1.IndexManifest
-	if err := readJSON(ctx, src, "index.json", &idx); err != nil {
-		return nil, v1.Descriptor{}, err
-	}
-	if len(idx.Manifests) != 1 {
-		return nil, v1.Descriptor{}, fmt.Errorf("the layout holds %d images, want 1", len(idx.Manifests))
-	}
-	desc := idx.Manifests[0]
+// readImage reads the manifest desc names and its config; the layers stay
+// unread until remote.Write asks for one it must upload.
+func readImage(ctx context.Context, src Source, desc v1.Descriptor) (v1.Image, error) {
 	core := &lazyImage{ctx: ctx, src: src, mediaType: desc.MediaType}
 	var err error
 	if core.manifest, err = readBlob(ctx, src, desc.Digest); err != nil {
-		return nil, desc, err
+		return nil, err
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(core.manifest))
 	if err != nil {
-		return nil, desc, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+		return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
 	}
 	if core.config, err = readBlob(ctx, src, m.Config.Digest); err != nil {
-		return nil, desc, err
+		return nil, err
 	}
 	core.layers = map[v1.Hash]v1.Descriptor{}
 	for _, l := range m.Layers {
 		core.layers[l.Digest] = l
 	}
-	img, err := partial.CompressedToImage(core)
-	return img, desc, err
+	return partial.CompressedToImage(core)
+}
+
+// readIndex reads the image index desc names and each image it lists (one
+// per platform; an index of indexes is not something the build writes).
+func readIndex(ctx context.Context, src Source, desc v1.Descriptor) (v1.ImageIndex, error) {
+	raw, err := readBlob(ctx, src, desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	m, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
+	}
+	ii := &index{raw: raw, manifest: m, desc: desc, images: map[v1.Hash]v1.Image{}}
+	for _, d := range m.Manifests {
+		if !d.MediaType.IsImage() {
+			return nil, fmt.Errorf("index %s lists %s, not an image manifest", desc.Digest, d.MediaType)
+		}
+		if ii.images[d.Digest], err = readImage(ctx, src, d); err != nil {
+			return nil, err
+		}
+	}
+	return ii, nil
+}
+
+// index is a v1.ImageIndex over a layout's index blob, pushed as its bytes.
+type index struct {
+	raw      []byte
+	manifest *v1.IndexManifest
+	desc     v1.Descriptor
+	images   map[v1.Hash]v1.Image
+}
+
+func (i *index) MediaType() (types.MediaType, error)       { return i.desc.MediaType, nil }
+func (i *index) Digest() (v1.Hash, error)                  { return i.desc.Digest, nil }
+func (i *index) Size() (int64, error)                      { return int64(len(i.raw)), nil }
+func (i *index) IndexManifest() (*v1.IndexManifest, error) { return i.manifest, nil }
+func (i *index) RawManifest() ([]byte, error)              { return i.raw, nil }
+func (i *index) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	return nil, fmt.Errorf("%s: not an image index", h)
+}
+func (i *index) Image(h v1.Hash) (v1.Image, error) {
+	if img, ok := i.images[h]; ok {
+		return img, nil
+	}
+	return nil, fmt.Errorf("%s is not an image of index %s", h, i.desc.Digest)
 }
 
 func readJSON(ctx context.Context, src Source, path string, v any) error {

@@ -151,3 +151,54 @@ func TestPushRejectsAMismatchedBlob(t *testing.T) {
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o644) }
+
+// A layout whose one entry is an image index (several platforms) is pushed as
+// that index, byte for byte, with every image it lists.
+func TestPushIndex(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(512, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	ii := mutate.AppendManifests(empty.Index, adds...)
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(ii); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := ii.Digest()
+	ref, err := Push(ctx, Dir(dir), host+"/multi:rev", "u", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref != host+"/multi@"+want.String() {
+		t.Errorf("pushed %s, want the index %s", ref, want)
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := remote.Index(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := got.IndexManifest()
+	if err != nil || len(m.Manifests) != 2 {
+		t.Fatalf("the registry's index: %v, %v", m, err)
+	}
+	for _, d := range m.Manifests {
+		if _, err := remote.Image(r.Context().Digest(d.Digest.String())); err != nil {
+			t.Errorf("%s (%s) not in the registry: %v", d.Digest, d.Platform.Architecture, err)
+		}
+	}
+}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 )
 
 // fixtureRepo is a git repository holding testdata/apps/NAME and this
@@ -191,34 +191,41 @@ func TestSmokeFailuresPushNothing(t *testing.T) {
 		{"RUN fails", runFails, nil, []string{"---- build failed in image", "command  RUN python3 -m venv /srv/venv",
 			"No matching distribution found for no-such-package-xyz==9.9", "exit     1"}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "dist")
-			writeFile(t, filepath.Join(out, "build.json"), `{"image": "the last success"}`)
-			writeFile(t, filepath.Join(out, "bundle", "image.env"), "IMAGE=the-last-success\n")
-			before := treeHash(t, out)
-			repo := uniqueRepo("smoke")
-			head := strings.TrimSpace(gitOut(t, c.src, "rev-parse", "HEAD"))
-			r := runBuild(t, c.src, append([]string{"BUILD_IMAGE_REPO=" + repo}, c.env...), "all", "--out", out)
-			if r.code == 0 {
-				t.Fatalf("build should fail\n%s", r)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr lacks %q\n%s", w, r)
-				}
-			}
-			if last := r.lastLines(1); !strings.HasPrefix(last, "build: error: ") || strings.Count(last, "\n") > 0 {
-				t.Errorf("last line %q: want one `build: error:` line", last)
-			}
-			if tagExists(t, repo, head) {
-				t.Errorf("%s:%s was pushed", repo, head)
-			}
-			if after := treeHash(t, out); after != before {
-				t.Error("--out changed")
-			}
-			t.Logf("%s:\n%s", c.name, r.stderr[strings.LastIndex(r.stderr, "---- build failed"):])
-		})
+		t.Run(c.name, func(t *testing.T) { buildFailsPushingNothing(t, c.src, "smoke", c.env, c.want, "") })
 	}
+}
+
+// buildFailsPushingNothing runs `all` in src with env, which must fail:
+// stderr holds every want, the last line is one `build: error:` line (naming
+// lastHas, when not ""), the commit's tag is not in the registry (repository
+// repoPrefix-*), and --out (a last success's files) is as it was.
+func buildFailsPushingNothing(t *testing.T, src, repoPrefix string, env, want []string, lastHas string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "dist")
+	writeFile(t, filepath.Join(out, "build.json"), `{"image": "the last success"}`)
+	writeFile(t, filepath.Join(out, "bundle", "image.env"), "IMAGE=the-last-success\n")
+	before := treeHash(t, out)
+	repo := uniqueRepo(repoPrefix)
+	head := strings.TrimSpace(gitOut(t, src, "rev-parse", "HEAD"))
+	r := runBuild(t, src, append([]string{"BUILD_IMAGE_REPO=" + repo}, env...), "all", "--out", out)
+	if r.code == 0 {
+		t.Fatalf("build should fail\n%s", r)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr lacks %q\n%s", w, r)
+		}
+	}
+	if last := r.lastLines(1); !strings.HasPrefix(last, "build: error: ") || strings.Count(last, "\n") > 0 || !strings.Contains(last, lastHas) {
+		t.Errorf("last line %q: want one `build: error:` line naming %q", last, lastHas)
+	}
+	if tagExists(t, repo, head) {
+		t.Errorf("%s:%s was pushed", repo, head)
+	}
+	if treeHash(t, out) != before {
+		t.Error("--out changed")
+	}
+	t.Logf("%s:\n%s", t.Name(), r.stderr[strings.LastIndex(r.stderr, "---- build failed"):])
 }
 
 // TestContractBadInput: a bad contract is one line naming the cause and the

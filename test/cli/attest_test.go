@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 )
 
 // needSigning is needEnv plus what dev/install-attest.sh adds: moto's KMS and its signing key,

@@ -156,9 +156,16 @@ func TestPublishRoundTrip(t *testing.T) {
 	repo := uniqueRepo("roundtrip")
 	canary := registryPassword(t)
 
-	r := runBuild(t, src, []string{"BUILD_IMAGE_REPO=" + repo}, "all", "--out", out, "--revision", "roundtrip1")
+	// git runs through a shim that counts its processes: the checkout's facts are read once
+	gitShim, gitCalls := gitCounter(t)
+	r := runBuild(t, src, []string{"BUILD_IMAGE_REPO=" + repo, "PATH=" + gitShim + string(os.PathListSeparator) + os.Getenv("PATH")},
+		"all", "--out", out, "--revision", "roundtrip1")
 	if r.code != 0 {
 		t.Fatalf("build should pass\n%s", r)
+	}
+	// HEAD and its time, the origin remote, the dependency files' last change: one process each (there were 9)
+	if calls := gitCalls(); len(calls) > 3 {
+		t.Errorf("one all run started %d git processes, want at most 3:\n%s", len(calls), strings.Join(calls, "\n"))
 	}
 	image := readImageEnv(t, out)["IMAGE"]
 	if !strings.HasPrefix(image, repo+"@sha256:") {
@@ -355,5 +362,28 @@ func TestInstancesGetThePullParameters(t *testing.T) {
 	env := readImageEnv(t, out)
 	if env["REGISTRY_USERNAME_PARAM"] != "/webapp/pull/username" || env["REGISTRY_PASSWORD_PARAM"] != "/webapp/pull/password" {
 		t.Errorf("image.env should name the pull parameters, has %q and %q", env["REGISTRY_USERNAME_PARAM"], env["REGISTRY_PASSWORD_PARAM"])
+	}
+}
+
+// gitCounter is a directory holding a git that logs its arguments and runs the real one, and a
+// function returning the calls so far.
+func gitCounter(t *testing.T) (dir string, calls func() []string) {
+	t.Helper()
+	real, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	log := filepath.Join(t.TempDir(), "calls")
+	script := "#!/bin/sh\necho \"$*\" >> " + log + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "git"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, func() []string {
+		b, _ := os.ReadFile(log)
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return strings.Split(s, "\n")
+		}
+		return nil
 	}
 }

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/webapp-pipeline/dev/devtest"
 	"github.com/acme/webapp-pipeline/internal/contract"
-	"github.com/acme/webapp-pipeline/internal/devtest"
 )
 
 // batteryRepo is a repository whose app/ is testdata/battery/STYLE with svc.py, its pipeline.yml

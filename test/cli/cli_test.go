@@ -11,7 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 	"net/http"
 	"os"
 	"os/exec"

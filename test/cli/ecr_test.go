@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/webapp-pipeline/dev/codedeploy"
 	"github.com/acme/webapp-pipeline/dev/devenv"
-	"github.com/acme/webapp-pipeline/internal/codedeploy"
-	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 	"github.com/acme/webapp-pipeline/internal/ecrauth"
 )
 
@@ -74,8 +74,9 @@ func TestECRLoginPushesWithTheRoleToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dockerConfig := t.TempDir()
+	dockerConfig, stateDir := t.TempDir(), t.TempDir()
 	t.Cleanup(func() {
+		devenv.StopProxies(stateDir) // the instance proxy the hooks started (scripts/proxy.sh)
 		for _, args := range [][]string{{"rm", "--force", app, app + "-previous", app + "-next", app + "-failed"}, {"image", "rm", "--force", env["IMAGE"]}} {
 			c := exec.Command("docker", args...)
 			c.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig)
@@ -90,7 +91,7 @@ func TestECRLoginPushesWithTheRoleToken(t *testing.T) {
 			"AWS_ACCESS_KEY_ID=" + os.Getenv("AWS_ACCESS_KEY_ID"), "AWS_SECRET_ACCESS_KEY=" + os.Getenv("AWS_SECRET_ACCESS_KEY"),
 			"EXTRA_PATH=" + os.Getenv("WEBAPP_DEV_TOOLS"), "WEBAPP_DEPLOY_ENV=/nonexistent/deploy.env", "APP_ENV_FILE=",
 			"VERIFY_IMAGE=off", // this build is unsigned (test/cli/attest_test.go deploys signed ones)
-			fmt.Sprintf("HOST_PORT=%d", port), "HEALTH_TIMEOUT=30"}})
+			fmt.Sprintf("HOST_PORT=%d", port), "HEALTH_TIMEOUT=30", "STATE_DIR=" + stateDir}})
 	var hooks []string
 	for _, ev := range res.Events {
 		for _, sc := range ev.Scripts {

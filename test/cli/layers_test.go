@@ -57,7 +57,9 @@ func pushedManifest(t *testing.T, image string) manifest {
 // builds it (`all` in the checkout, the time from the commit): the pushed
 // manifests share the base and venv layers, byte for byte; only the small
 // app layer differs. The second build's SBOM is incremental (the first's
-// scan of the shared layers is reused), and its summary says so.
+// scan of the shared layers is reused), and its summary says so; its
+// runtime base layer is the one the first build kept in the memo (as a
+// CodeBuild build gets it from the S3 cache), the same bytes.
 func TestCodeOnlyCommitChangesOnlyTheAppLayer(t *testing.T) {
 	needEnv(t)
 	t.Parallel()
@@ -71,6 +73,7 @@ func TestCodeOnlyCommitChangesOnlyTheAppLayer(t *testing.T) {
 	gitAt(t, src, t0, "commit", "-q", "-m", "first")
 
 	var images, sbomLines []string
+	var fromMemo []bool
 	for i := range 2 {
 		if i == 1 {
 			writeFile(t, filepath.Join(src, "app", "webapp", "codeonly.py"), "ANSWER = 42\n")
@@ -82,6 +85,7 @@ func TestCodeOnlyCommitChangesOnlyTheAppLayer(t *testing.T) {
 			t.Fatalf("build of commit %d failed\n%s", i+1, r)
 		}
 		images = append(images, strings.TrimSpace(r.stdout))
+		fromMemo = append(fromMemo, strings.Contains(r.stderr, `msg="runtime base layer from the memo"`))
 		line := ""
 		for _, l := range strings.Split(summary(r), "\n") {
 			if strings.HasPrefix(l, "sbom ") {
@@ -105,6 +109,9 @@ func TestCodeOnlyCommitChangesOnlyTheAppLayer(t *testing.T) {
 	}
 	if a.Layers[2].Digest == b.Layers[2].Digest {
 		t.Errorf("the code-only commit left the app layer as it was: %s", a.Layers[2].Digest)
+	}
+	if fromMemo[0] || !fromMemo[1] {
+		t.Errorf("runtime base layer from the memo: first build (empty memo) %v, second %v; want false, true", fromMemo[0], fromMemo[1])
 	}
 	if !strings.Contains(sbomLines[0], "whole image") {
 		t.Errorf("first build, empty SBOM cache: the sbom line should say syft scanned the whole image: %q", sbomLines[0])

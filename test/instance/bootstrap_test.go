@@ -38,8 +38,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/webapp-pipeline/dev/devenv"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 	"github.com/acme/webapp-pipeline/internal/contract"
-	"github.com/acme/webapp-pipeline/internal/devtest"
 )
 
 var repoRoot = filepath.Join("..", "..")
@@ -303,6 +304,9 @@ func TestBootstrapOnAFreshRootfsThenDeploy(t *testing.T) {
 	b := signedBuild(t)
 
 	root := rootfs(t, &transcript)
+	// the proxy the hooks start in the chroot (no systemd there: a haproxy daemon), before the
+	// rootfs goes
+	t.Cleanup(func() { devenv.StopProxies(filepath.Join(root, "var", "lib", "webapp")) })
 	dl := newDownloads(t)
 	cosignCopy, err := os.ReadFile(os.Getenv("WEBAPP_DEV_COSIGN"))
 	if err != nil {
@@ -323,7 +327,7 @@ func TestBootstrapOnAFreshRootfsThenDeploy(t *testing.T) {
 	}
 	port := freePort(t)
 	deployEnv := strings.Join([]string{
-		fmt.Sprintf("HOST_PORT=%d", port), "HEALTH_TIMEOUT=60",
+		fmt.Sprintf("HOST_PORT=%d", port), "HEALTH_TIMEOUT=60", "WATCH_SECONDS=5",
 		"SIGNING_KEY=" + b.env["SIGNING_KEY"], "SOURCE_REPOSITORY=" + b.env["SOURCE_REPOSITORY"],
 		"DOCKER_HOST=" + os.Getenv("DOCKER_HOST"), // the dev dockerd: a chroot runs none
 	}, "\n")
@@ -349,7 +353,8 @@ func TestBootstrapOnAFreshRootfsThenDeploy(t *testing.T) {
 		if err != nil {
 			t.Fatalf("bootstrap: %v\n%s", err, out)
 		}
-		for _, p := range []string{"/usr/bin/docker", "/usr/bin/aws", "/usr/local/bin/cosign", "/opt/codedeploy-agent/bin/codedeploy-local"} {
+		for _, p := range []string{"/usr/bin/docker", "/usr/bin/aws", "/usr/local/bin/cosign", "/opt/codedeploy-agent/bin/codedeploy-local",
+			"/usr/sbin/haproxy", "/usr/bin/socat", "/etc/systemd/system/webapp-proxy@.service"} {
 			if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 				t.Errorf("not installed: %v", err)
 			}
@@ -499,7 +504,8 @@ func deploy(t *testing.T, root string, b build, port int, transcript io.Writer) 
 	if err != nil {
 		t.Fatalf("codedeploy-local: %v\n%s\n%s", err, out.String(), scripts)
 	}
-	for _, want := range []string{"verified " + b.env["IMAGE"] + ": signed by " + b.env["SIGNING_KEY"], "started " + b.env["CONTAINER_NAME"]} {
+	for _, want := range []string{"verified " + b.env["IMAGE"] + ": signed by " + b.env["SIGNING_KEY"], "started " + b.env["CONTAINER_NAME"],
+		fmt.Sprintf("proxy serving host port %d", port)} {
 		if !bytes.Contains(scripts, []byte(want)) {
 			t.Errorf("scripts.log lacks %q", want)
 		}
@@ -513,4 +519,11 @@ func deploy(t *testing.T, root string, b build, port int, transcript io.Writer) 
 		t.Fatalf("GET %s after the deployment: %d", b.env["HEALTH_PATH"], resp.StatusCode)
 	}
 	fmt.Fprintf(transcript, "### GET http://127.0.0.1:%d%s -> %d\n", port, b.env["HEALTH_PATH"], resp.StatusCode)
+	// the journal, as a person on the instance reads it
+	j, err := exec.Command("chroot", root, "/usr/local/bin/webapp-journal").CombinedOutput()
+	fmt.Fprintf(transcript, "### webapp-journal\n%s", j)
+	if err != nil || !bytes.Contains(j, []byte("now:    revision "+b.env["REVISION"])) ||
+		!bytes.Contains(j, []byte("verification: signed by "+b.env["SIGNING_KEY"])) {
+		t.Errorf("webapp-journal (%v):\n%s", err, j)
+	}
 }

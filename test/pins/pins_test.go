@@ -62,9 +62,15 @@ func TestDaggerVersionIsPinnedTheSameEverywhere(t *testing.T) {
 }
 
 func TestDaggerCLIHashIsPinned(t *testing.T) {
-	sum := find(t, "buildspec.yml", `DAGGER_CLI_SHA256:\s*"?([^"\s]*)"?`)[0]
-	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(sum) {
-		t.Errorf("buildspec.yml DAGGER_CLI_SHA256 %q is not a SHA-256", sum)
+	// one hash per architecture the build host may have (amd64, arm64: issue 21), each its own
+	for _, v := range []string{"DAGGER_CLI_SHA256", "DAGGER_CLI_SHA256_ARM64", "SYFT_SHA256_ARM64"} {
+		sum := find(t, "buildspec.yml", v+`:\s*"?([^"\s]*)"?`)[0]
+		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(sum) {
+			t.Errorf("buildspec.yml %s %q is not a SHA-256", v, sum)
+		}
+	}
+	if a, b := find(t, "buildspec.yml", `DAGGER_CLI_SHA256:\s*(\S+)`)[0], find(t, "buildspec.yml", `DAGGER_CLI_SHA256_ARM64:\s*(\S+)`)[0]; a == b {
+		t.Error("buildspec.yml: the amd64 and arm64 Dagger CLI tarballs have the same SHA-256")
 	}
 	for _, line := range strings.Split(read(t, "buildspec.yml"), "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "- ") && strings.Contains(line, "checksums.txt") {

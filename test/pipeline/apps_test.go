@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/webapp-pipeline/internal/devtest"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 )
 
 // TestBringYourOwnApp is what a team adopting the pipeline does: a clone of
@@ -22,7 +22,7 @@ func TestBringYourOwnApp(t *testing.T) {
 	needEnv(t)
 	root := repoRoot(t)
 	bin := filepath.Join(t.TempDir(), "pipeline")
-	run(t, root, "go", "build", "-o", bin, "./cmd/pipeline")
+	run(t, root, "go", "build", "-o", bin, "./dev/cmd/codepipeline")
 	for _, c := range []struct{ fixture, name, health string }{
 		{"dockerfile-starlette", "hello-api", "/health"},
 		{"native-bottle", "shop", "/ping"},
@@ -50,7 +50,7 @@ func TestBringYourOwnApp(t *testing.T) {
 			commitAll(t, scratch, "bring our own app: "+c.fixture)
 
 			work, port := t.TempDir(), freePort(t)
-			t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", c.name).Run() })
+			cleanupInstance(t, work, c.name)
 			// a branch of the scratch clone's own at its tip: the checkout the test runs from may be
 			// main, a topic branch or a detached commit (then rev-parse would say "HEAD")
 			branch := "pipeline-test"

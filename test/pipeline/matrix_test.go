@@ -46,7 +46,7 @@ func gap(prober string) time.Duration {
 	return d
 }
 
-// runSummary is cmd/pipeline's --summary.
+// runSummary is dev/cmd/codepipeline's --summary.
 type runSummary struct {
 	Set, Stack, Build, Deploy, Prober, Error string
 	IAM                                      *struct {
@@ -62,13 +62,13 @@ func TestParameterMatrix(t *testing.T) {
 	needEnv(t)
 	root := repoRoot(t)
 	bin := filepath.Join(t.TempDir(), "pipeline")
-	run(t, root, "go", "build", "-o", bin, "./cmd/pipeline")
+	run(t, root, "go", "build", "-o", bin, "./dev/cmd/codepipeline")
 	scratch := filepath.Join(t.TempDir(), "repo")
 	run(t, root, "git", "clone", "-q", "--no-hardlinks", root, scratch)
 	branch := "pipeline-test" // the tip, on a branch even when the checkout is a detached commit
 	run(t, scratch, "git", "checkout", "-q", "-B", branch)
 	work, port, lbPort := t.TempDir(), freePort(t), freePort(t)
-	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "webapp").Run() })
+	cleanupInstance(t, work, "webapp")
 
 	type result struct {
 		row  matrixRow
@@ -185,7 +185,7 @@ func short(s string, n int) string {
 	return s
 }
 
-// grepStages keeps cmd/pipeline's stage lines (not the build's and hooks' prefixed output).
+// grepStages keeps dev/cmd/codepipeline's stage lines (not the build's and hooks' prefixed output).
 func grepStages(out string) string {
 	var keep []string
 	for _, l := range strings.Split(out, "\n") {

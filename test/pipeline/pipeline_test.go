@@ -1,4 +1,4 @@
-// Package pipeline_test runs the whole pipeline locally (cmd/pipeline) on a scratch clone of
+// Package pipeline_test runs the whole pipeline locally (dev/cmd/codepipeline) on a scratch clone of
 // this repository: a commit on a branch goes through Source → Build (buildspec.yml) → Deploy
 // (appspec.yml) against the dev environment's engine, registry, SSM and dockerd.
 package pipeline_test
@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/acme/webapp-pipeline/internal/devtest"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +18,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme/webapp-pipeline/dev/devenv"
+	"github.com/acme/webapp-pipeline/dev/devtest"
 )
 
 func repoRoot(t *testing.T) string {
@@ -108,7 +110,7 @@ func TestCommitOnBranchIsServed(t *testing.T) {
 	needEnv(t)
 	root := repoRoot(t)
 	bin := filepath.Join(t.TempDir(), "pipeline")
-	run(t, root, "go", "build", "-o", bin, "./cmd/pipeline")
+	run(t, root, "go", "build", "-o", bin, "./dev/cmd/codepipeline")
 
 	scratch := filepath.Join(t.TempDir(), "repo")
 	run(t, root, "git", "clone", "-q", "--no-hardlinks", root, scratch)
@@ -133,7 +135,7 @@ func TestCommitOnBranchIsServed(t *testing.T) {
 		t.Logf("pipeline run: exit %d in %s\n%s", r.code, time.Since(start).Round(time.Millisecond), r.stdout)
 		return r
 	}
-	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "webapp").Run() })
+	cleanupInstance(t, work, "webapp")
 
 	replaceInTree(t, scratch, "app", "Hello, ", "Howdy, ")
 	commitAll(t, scratch, "app: greet with Howdy")
@@ -179,4 +181,13 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// cleanupInstance: when the test ends, the local instance's containers of app name go, and the
+// proxy its hooks started (scripts/proxy.sh; STATE_DIR is dev/cmd/codepipeline's <work>/instance/state).
+func cleanupInstance(t *testing.T, work, name string) {
+	t.Cleanup(func() {
+		_ = exec.Command("docker", "rm", "-f", name, name+"-previous", name+"-next", name+"-failed").Run()
+		devenv.StopProxies(filepath.Join(work, "instance", "state"))
+	})
 }

@@ -33,6 +33,10 @@ var combos = []struct {
 	{"ECR repository kept from an earlier stack", map[string]string{"EcrRepositoryName": "acme/webapp", "EcrRepositoryExists": "true"}},
 	{"instances created, pull requests need approval", map[string]string{"InstanceSubnetIds": "subnet-0123456789abcdef0",
 		"PullRequestCommentApproval": "ALL_PULL_REQUESTS"}},
+	{"Graviton: arm64 build host, arm64 instances created", map[string]string{"BuildArchitecture": "arm64",
+		"InstanceArchitecture": "arm64", "InstanceSubnetIds": "subnet-0123456789abcdef0"}},
+	{"arm64 instances of a type given, x86_64 build host", map[string]string{"InstanceArchitecture": "arm64",
+		"InstanceType": "m7g.large", "InstanceSubnetIds": "subnet-0123456789abcdef0"}},
 	{"codestar-connections ARN, no pull-request builds, artifacts expire", map[string]string{
 		"GitHubConnectionArn": "arn:aws:codestar-connections:us-east-1:123456789012:connection/0123abcd-0123-4567-89ab-0123456789ab",
 		"PullRequestBuilds":   "false", "ArtifactRetentionDays": "400"}},
@@ -418,8 +422,29 @@ func check(t *testing.T, name string, s *Stack) {
 		want(t, "launch template without the instance profile or IMDSv2", strings.Contains(lt, "Arn:<InstanceProfile.Arn>") && strings.Contains(lt, "HttpTokens:required"))
 		want(t, "the group's instances are not tagged for the deployment group",
 			fmt.Sprint(path(s.Resources["InstanceGroup"], "Properties", "Tags")) == "[map[Key:Application PropagateAtLaunch:true Value:webapp]]")
+		// Graviton (issue 21): the AMI parameter and the default type follow InstanceArchitecture.
+		data := path(s.Resources["InstanceLaunchTemplate"], "Properties", "LaunchTemplateData")
+		ami, typ := fmt.Sprint(path(data, "ImageId")), fmt.Sprint(path(data, "InstanceType"))
+		arm, wantType := s.Params["InstanceArchitecture"] == "arm64", s.Params["InstanceType"]
+		if wantType == "" {
+			wantType = map[bool]string{false: "t3.small", true: "t4g.small"}[arm]
+		}
+		want(t, fmt.Sprintf("InstanceArchitecture %s: launch template AMI %s, type %s (want %s)", s.Params["InstanceArchitecture"], ami, typ, wantType),
+			strings.HasSuffix(ami, map[bool]string{false: "-x86_64", true: "-arm64"}[arm]) && typ == wantType)
 	} else {
 		want(t, "the deployment group targets an Auto Scaling group without InstanceSubnetIds", path(dg, "AutoScalingGroups") == nil)
+	}
+	// The build host follows BuildArchitecture: an ARM_CONTAINER with an aarch64 image, or x86.
+	for _, project := range []string{"BuildProject", "PullRequestProject"} {
+		if r, ok := s.Resources[project]; ok {
+			e := path(r, "Properties", "Environment")
+			got := fmt.Sprint(path(e, "Type"), " ", path(e, "Image"), " ", path(e, "ComputeType"))
+			wantEnv := "LINUX_CONTAINER aws/codebuild/standard:7.0 BUILD_GENERAL1_MEDIUM"
+			if s.Params["BuildArchitecture"] == "arm64" {
+				wantEnv = "ARM_CONTAINER aws/codebuild/amazonlinux-aarch64-standard:3.0 BUILD_GENERAL1_SMALL"
+			}
+			want(t, project+" environment "+got+", want "+wantEnv, got == wantEnv)
+		}
 	}
 	// Outputs: the optional ones exactly with their option.
 	for out, cond := range map[string]string{"EcrRepositoryUri": "UseEcr", "TargetGroupArn": "HasTrafficControl", "PullRequestProjectName": "HasPullRequestBuilds"} {
