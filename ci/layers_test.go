@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -55,6 +56,16 @@ func manifestLayers(ctx context.Context, t *testing.T, c *dagger.Client, appDir 
 // layerTimes are the mtimes of a layer blob's entries, by path.
 func layerTimes(ctx context.Context, t *testing.T, layout *dagger.Directory, digest string) map[string]int64 {
 	t.Helper()
+	times := map[string]int64{}
+	for name, h := range layerHeaders(ctx, t, layout, digest) {
+		times[name] = h.ModTime.Unix()
+	}
+	return times
+}
+
+// layerHeaders are a layer blob's tar headers, by path.
+func layerHeaders(ctx context.Context, t *testing.T, layout *dagger.Directory, digest string) map[string]*tar.Header {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "layer.tar.gz")
 	if _, err := layout.File("blobs/sha256/"+strings.TrimPrefix(digest, "sha256:")).Export(ctx, p); err != nil {
 		t.Fatal(err)
@@ -69,7 +80,7 @@ func layerTimes(ctx context.Context, t *testing.T, layout *dagger.Directory, dig
 		t.Fatal(err)
 	}
 	f := tar.NewReader(z)
-	times := map[string]int64{}
+	headers := map[string]*tar.Header{}
 	for {
 		h, err := f.Next()
 		if err == io.EOF {
@@ -78,9 +89,49 @@ func layerTimes(ctx context.Context, t *testing.T, layout *dagger.Directory, dig
 		if err != nil {
 			t.Fatal(err)
 		}
-		times[strings.TrimSuffix(h.Name, "/")] = h.ModTime.Unix()
+		headers[strings.TrimSuffix(h.Name, "/")] = h
 	}
-	return times
+	return headers
+}
+
+// TestAppLayerModesAreGits: git records a file as 644 or 755, nothing else; a checkout's other
+// permission bits come from the umask of whoever made it (002 on many laptops, and under
+// `git archive | tar -x`). The app layer writes what git records, so the same commit gives the
+// same layer from any checkout. The engine does not help: its cache of host directories ignores
+// those bits, so a layer once had the modes of the first checkout of that content the engine saw
+// (2026-12-04: one commit's amd64 image was 22bb… from a `git archive` copy, 47ce… from a
+// clone on a pruned engine).
+func TestAppLayerModesAreGits(t *testing.T) {
+	devEngine(t)
+	ctx, c := connect(t)
+	dir := checkout(t, time.Unix(commitTime, 0))
+	// content of its own, so that no earlier checkout of it is in the engine's cache
+	own := fmt.Sprintf("# %d\n", time.Now().UnixNano())
+	if err := os.WriteFile(filepath.Join(dir, "webapp", "own.py"), []byte(own), 0o664); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "run.sh"), []byte("#!/bin/sh\n"+own), 0o775); err != nil {
+		t.Fatal(err)
+	}
+	// (the umask of this process would take the group bits off WriteFile's modes)
+	modes := map[string]os.FileMode{".": 0o775, "webapp": 0o775, "webapp/__init__.py": 0o664, "webapp/own.py": 0o664, "run.sh": 0o775}
+	for p, mode := range modes {
+		if err := os.Chmod(filepath.Join(dir, p), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	layout, layers := manifestLayers(ctx, t, c, dir, commitTime, commitTime)
+	want := map[string]int64{"app": 0o755, "app/webapp": 0o755, "app/webapp/__init__.py": 0o644,
+		"app/webapp/own.py": 0o644, "app/run.sh": 0o755}
+	got := layerHeaders(ctx, t, layout, layers[2])
+	for name, mode := range want {
+		h, ok := got[name]
+		if !ok {
+			t.Errorf("the app layer has no %s", name)
+		} else if h.Mode&0o7777 != mode {
+			t.Errorf("%s: mode %o in the app layer, want %o (what git records)", name, h.Mode&0o7777, mode)
+		}
+	}
 }
 
 // TestImageLayersFollowTheirInputs: a new commit time changes the app layer

@@ -64,7 +64,10 @@ def entries(src):
     return out
 
 
-def layer(src, prefix, epoch, out):
+def layer(src, prefix, epoch, out, git_modes=False):
+    """git_modes: src is a checkout, whose permission bits beyond the executable bit come from
+    the umask of whoever checked it out (git records 644 or 755 only): write what git records,
+    so the same commit gives the same layer from any checkout."""
     keep = epoch == "keep"
     epoch = 0 if keep else int(epoch)
     prefix = prefix.strip("/")
@@ -93,6 +96,10 @@ def layer(src, prefix, epoch, out):
                         continue
                     arc = f"{prefix}/{rel}" if prefix else rel
                     ti = norm(tar.gettarinfo(path, arcname=arc))
+                    if git_modes and ti.isdir():
+                        ti.mode = 0o755
+                    elif git_modes and ti.isreg():
+                        ti.mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
                     if ti.isreg():
                         with open(path, "rb") as f:
                             tar.addfile(ti, f)
@@ -131,7 +138,7 @@ def image(spec_path, out, tar=None):
     for item in spec["layers"]:
         if "src" in item:  # written here: saves an exec (a container start) per build
             item["dir"] = os.path.join(out, ".layer-" + str(len(layers)))
-            layer(item["src"], item["prefix"], spec["epoch"], item["dir"])
+            layer(item["src"], item["prefix"], spec["epoch"], item["dir"], git_modes=True)
         with open(os.path.join(item["dir"], "layer.json")) as f:
             meta = json.load(f)
         d, size = put_blob(out, path=os.path.join(item["dir"], "layer.tar.gz"))
