@@ -133,10 +133,8 @@ func linkBlobs(src, dst string) error {
 		if _, err := os.Stat(to); err == nil {
 			continue
 		}
-		if os.Link(filepath.Join(src, e.Name()), to) != nil {
-			if err := copyFile(filepath.Join(src, e.Name()), to); err != nil {
-				return err
-			}
+		if err := linkOrCopy(filepath.Join(src, e.Name()), to); err != nil {
+			return err
 		}
 	}
 	return nil

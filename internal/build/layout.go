@@ -219,6 +219,12 @@ func useBlob(src, dst, want string) error {
 		return err
 	}
 	touch(src) // in use: not pruned
+	return linkOrCopy(src, dst)
+}
+
+// linkOrCopy puts the file src at dst: a hard link, else (another file
+// system, a store that refuses links) a copy.
+func linkOrCopy(src, dst string) error {
 	if os.Link(src, dst) == nil {
 		return nil
 	}
@@ -265,7 +271,7 @@ func keepBlobs(store, dir string, blobs []ociBlob) {
 		// truncate it through copyFile while it is a link to our layout.
 		tmp := fmt.Sprintf("%s.%d.tmp", dst, os.Getpid())
 		os.Remove(tmp)
-		if os.Link(src, tmp) != nil && copyFile(src, tmp) != nil {
+		if linkOrCopy(src, tmp) != nil {
 			os.Remove(tmp)
 			continue
 		}
