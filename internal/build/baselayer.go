@@ -68,7 +68,7 @@ func (p *session) keptBaseLayer(key string) *dagger.Directory {
 	if !sameSize(blob, l.Size) || checkBlob(blob, hex) != nil {
 		return nil
 	}
-	touch(blob) // in use: not pruned
+	markUsed(blob)
 	info, _ := json.Marshal(l)
 	return p.c.Directory().
 		WithFile("layer.tar.gz", p.c.Host().File(blob)).

@@ -218,7 +218,7 @@ func useBlob(src, dst, want string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	touch(src) // in use: not pruned
+	markUsed(src)
 	return linkOrCopy(src, dst)
 }
 
@@ -248,10 +248,38 @@ func checkBlob(src, want string) error {
 	return nil
 }
 
-// touch marks a kept file as used now (the stores prune by age).
-func touch(path string) {
+// markUsed records that the kept blob is in use now, so keepBlobs does
+// not prune it. Not by the blob's own mtime: a kept blob may be in the
+// engine's hands for another build at that moment (Host().File in
+// keptBaseLayer, a hard link in a layout), and the engine's file sync fails
+// with "mod time changed during sync" when the mtime moves under it (CI
+// saw that between two parallel builds sharing one memo). So a kept blob's
+// inode is never changed once it is in the store; its use is the mtime of
+// an empty marker beside the store (blobs/used/<hex>).
+func markUsed(blob string) {
+	m := usedMarker(blob)
 	now := time.Now()
-	_ = os.Chtimes(path, now, now)
+	if os.Chtimes(m, now, now) == nil {
+		return
+	}
+	if os.MkdirAll(filepath.Dir(m), 0o755) == nil {
+		if f, err := os.Create(m); err == nil {
+			f.Close()
+		}
+	}
+}
+
+// usedMarker is the marker of the store's blob: <memo>/blobs/used/<hex>.
+func usedMarker(blob string) string {
+	return filepath.Join(filepath.Dir(filepath.Dir(blob)), "used", filepath.Base(blob))
+}
+
+// lastUsed is when the blob was kept or last used, whichever is later.
+func lastUsed(blob string, kept time.Time) time.Time {
+	if st, err := os.Stat(usedMarker(blob)); err == nil && st.ModTime().After(kept) {
+		return st.ModTime()
+	}
+	return kept
 }
 
 // keepBlobs adds the layout's blobs to the store (best effort: the store is
@@ -275,14 +303,17 @@ func keepBlobs(store, dir string, blobs []ociBlob) {
 			os.Remove(tmp)
 			continue
 		}
-		if os.Rename(tmp, dst) != nil {
-			os.Remove(tmp)
-		}
+		// A link, not a rename: a blob another build kept meanwhile is
+		// not replaced under a reader (see markUsed).
+		os.Link(tmp, dst)
+		os.Remove(tmp)
 	}
 	entries, _ := os.ReadDir(store)
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > memoTTL {
-			os.Remove(filepath.Join(store, e.Name()))
+		blob := filepath.Join(store, e.Name())
+		if info, err := e.Info(); err == nil && time.Since(lastUsed(blob, info.ModTime())) > memoTTL {
+			os.Remove(blob)
+			os.Remove(usedMarker(blob))
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeTar(t *testing.T, files map[string]string) string {
@@ -146,5 +147,46 @@ func TestKeptBaseLayerRefusesADamagedMemo(t *testing.T) {
 	}
 	if d := p.keptBaseLayer(""); d != nil {
 		t.Error("no key: a layer was handed to the engine")
+	}
+}
+
+// Using a kept blob never changes it: the engine may be syncing that very
+// file for another build, and its sync fails when the mtime moves ("mod
+// time changed during sync", seen in CI). Its use is recorded beside the
+// store, and pruning goes by the later of the two.
+func TestUsingAKeptBlobLeavesItsFileAlone(t *testing.T) {
+	dir, store := t.TempDir(), filepath.Join(t.TempDir(), "blobs", "sha256")
+	content := []byte("a base layer's bytes")
+	sum := sha256.Sum256(content)
+	h := hex.EncodeToString(sum[:])
+	blob := filepath.Join(store, h)
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	longAgo := time.Now().Add(-memoTTL - 24*time.Hour)
+	if err := os.Chtimes(blob, longAgo, longAgo); err != nil {
+		t.Fatal(err)
+	}
+	if err := useBlob(blob, filepath.Join(dir, h), h); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(blob); err != nil || !st.ModTime().Equal(longAgo) {
+		t.Fatalf("useBlob changed the kept blob's mtime to %v (err %v), want %v", st.ModTime(), err, longAgo)
+	}
+	keepBlobs(store, dir, nil)
+	if _, err := os.Stat(blob); err != nil {
+		t.Fatalf("keepBlobs pruned a blob used just now: %v", err)
+	}
+	if err := os.Chtimes(usedMarker(blob), longAgo, longAgo); err != nil {
+		t.Fatal(err)
+	}
+	keepBlobs(store, dir, nil)
+	for _, p := range []string{blob, usedMarker(blob)} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("keepBlobs left %s, unused for longer than memoTTL", p)
+		}
 	}
 }
