@@ -637,9 +637,25 @@ docker_leftovers() {
     while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
 }
 
+# instance_proxies_down: the proxies the local instances leave serving once a deployment is done
+# (scripts/proxy.sh's HAProxy under `make pipeline`'s work dir, the fleet's under its dir). Their
+# containers go with dockerd, so they would only hold the host port and answer 503, and a second
+# app's `make pipeline` would stop on that port. Found by their config's path on the command line,
+# as dockerd's leftovers are by theirs (a pid file may name a pid the kernel has given out again).
+instance_proxies_down() {
+  local pid cmd dir
+  for pid in $(pgrep -x haproxy || true); do
+    cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || continue
+    for dir in "${PIPELINE_WORK:-/var/tmp/webapp-pipeline}" /var/tmp/webapp-fleet; do
+      case "$cmd" in *" $dir/"*) kill "$pid" 2>/dev/null || true ;; esac
+    done
+  done
+}
+
 cmd_down() {
   need_root down
   local c
+  instance_proxies_down
   if running dockerd; then
     for c in $(docker -H "unix://$RUN/docker.sock" ps -aq 2>/dev/null); do
       docker -H "unix://$RUN/docker.sock" rm -f "$c" >/dev/null 2>&1 || true
