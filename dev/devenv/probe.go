@@ -31,8 +31,8 @@ type Report struct {
 	Bodies        []string      // distinct 2xx bodies, in the order first seen
 }
 
-// probeTimeout bounds one probe request (see run).
-const probeTimeout = 5 * time.Second
+// ProbeTimeout bounds one probe request (see run).
+const ProbeTimeout = 5 * time.Second
 
 // StartProber starts probing url every interval until Stop (at most maxRequests requests).
 func StartProber(url string, interval time.Duration, maxRequests int) *Prober {
@@ -44,10 +44,10 @@ func StartProber(url string, interval time.Duration, maxRequests int) *Prober {
 
 func (p *Prober) run(ctx context.Context, url string, interval time.Duration, maxRequests int) {
 	defer close(p.done)
-	// A request fails when it gets no 2xx answer within probeTimeout: a client that gives up
+	// A request fails when it gets no 2xx answer within ProbeTimeout: a client that gives up
 	// sooner measures the machine's load (1 s did, once, on this 2-core machine at load 5, in a
 	// deployment that dropped nothing), not the deployment; slow answers are in Slowest.
-	client := &http.Client{Timeout: probeTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	client := &http.Client{Timeout: ProbeTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for i := 0; i < maxRequests; i++ {

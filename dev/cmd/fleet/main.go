@@ -116,7 +116,7 @@ func run() error {
 		return fmt.Errorf("first deployment: %w", r.Err)
 	}
 	lb := fmt.Sprintf("http://127.0.0.1:%d%s", *port, devenv.TestImageHealthPath)
-	fmt.Printf("probing %s every %s (1 s timeout, no keep-alive)\n\n", lb, *interval)
+	fmt.Printf("probing %s every %s (%s timeout, no keep-alive)\n\n", lb, *interval, devenv.ProbeTimeout)
 	fmt.Printf("%-30s %-9s %9s %7s %12s %10s  %s\n", "deployment config", "result", "requests", "failed", "longest gap", "took", "instances")
 	measure := func(label string, b string, cfg fleet.Config, instanceEnv func(*fleet.Instance) []string) fleet.Result {
 		p := devenv.StartProber(lb, *interval, 200000)
@@ -196,7 +196,7 @@ func runSequence(ctx context.Context, env devenv.Env, agent codedeploy.Agent, ro
 	if n == 1 { // one instance, no load balancer: its own proxy
 		url = fmt.Sprintf("http://%s:%d%s", fl.Instances[0].Addr, fl.HostPort, devenv.TestImageHealthPath)
 	}
-	fmt.Printf("probing %s every %s (1 s timeout, no keep-alive); WATCH_SECONDS=%d\n\n", url, interval, int(watch.Seconds()))
+	fmt.Printf("probing %s every %s (%s timeout, no keep-alive); WATCH_SECONDS=%d\n\n", url, interval, devenv.ProbeTimeout, int(watch.Seconds()))
 	rows, err := fl.RunSequence(ctx, root, filepath.Join(dir, "bundles"), steps, fleet.Configs["OneAtATime"], url, interval)
 	fleet.PrintRows(os.Stdout, rows)
 	if err != nil {
