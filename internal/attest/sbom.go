@@ -91,15 +91,7 @@ func sbomOf(ctx context.Context, syft, source string, args ...string) (*SBOM, er
 	defer os.RemoveAll(out)
 	file := filepath.Join(out, "sbom.cdx.json")
 	cmd := exec.CommandContext(ctx, bin, append([]string{"scan", source, "--quiet", "-o", "cyclonedx-json=" + file}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"SYFT_CHECK_FOR_APP_UPDATE=false", // no network: nothing to ask
-		// Packages, not every file: without this syft lists (and hashes) each file the
-		// packages own as a component of its own, ~4,400 of them in a Dockerfile image (1.4 MB
-		// of SBOM instead of 0.25 MB, and ~1 s more of syft on a code change).
-		"SYFT_FILE_METADATA_SELECTION=none", "SYFT_FILE_METADATA_DIGESTS=",
-		"SYFT_CACHE_DIR="+filepath.Join(out, "cache"),
-		"HOME="+out, // nothing of syft's lands in the caller's home
-	)
+	cmd.Env = syftEnv(out)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
@@ -110,6 +102,19 @@ func sbomOf(ctx context.Context, syft, source string, args ...string) (*SBOM, er
 		return nil, fmt.Errorf("syft wrote no SBOM: %w", err)
 	}
 	return ParseSBOM(b)
+}
+
+// syftEnv is syft's environment, with home a temporary directory of the caller's.
+func syftEnv(home string) []string {
+	return append(os.Environ(),
+		"SYFT_CHECK_FOR_APP_UPDATE=false", // no network: nothing to ask
+		// Packages, not every file: without this syft lists (and hashes) each file the
+		// packages own as a component of its own, ~4,400 of them in a Dockerfile image (1.4 MB
+		// of SBOM instead of 0.25 MB, and ~1 s more of syft on a code change).
+		"SYFT_FILE_METADATA_SELECTION=none", "SYFT_FILE_METADATA_DIGESTS=",
+		"SYFT_CACHE_DIR="+filepath.Join(home, "cache"),
+		"HOME="+home, // nothing of syft's lands in the caller's home
+	)
 }
 
 // ParseSBOM reads a CycloneDX JSON document syft wrote (as SBOMOfLayout returns it).

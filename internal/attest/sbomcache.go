@@ -43,7 +43,9 @@ import (
 //  2. this image's layers above p are small (≤ 32 MB compressed) and syft finds
 //     no package in them: they are unpacked into a directory and syft scans it
 //     with its image catalogers only (`--override-default-catalogers image`:
-//     an image scan does not run the declared ones, e.g. requirements.txt);
+//     an image scan does not run the declared ones, e.g. requirements.txt),
+//     unless that directory holds nothing those catalogers read (syftReads:
+//     a code change's layer, usually), when syft's answer is known;
 //  3. neither's layers above p hold a whiteout or an opaque directory (they
 //     would hide lower files), a link (syft follows it into lower layers), a
 //     file at a path where syft found package evidence, a file or a new
@@ -194,6 +196,17 @@ func (c SBOMCache) incremental(ctx context.Context, bin, id string, img *ociImag
 	case files == 0:
 		how = fmt.Sprintf("incremental (%d lower layers from an earlier scan; the top %d layer(s) hold no files)", p, len(upper))
 	default:
+		// syft's answer for the top layers is known without running it when
+		// they hold nothing its catalogers read (syftReads); else syft says.
+		reads, err := syftReadsOf(ctx, bin, id, c.Dir)
+		hit := ""
+		if err == nil {
+			hit, err = reads.firstIn(tmp)
+		}
+		if err == nil && hit == "" {
+			how = fmt.Sprintf("incremental (%d lower layers from an earlier scan; the top %d layer(s) hold nothing syft's catalogers read)", p, len(upper))
+			break
+		}
 		found, err := sbomOf(ctx, bin, "dir:"+tmp, "--override-default-catalogers", "image")
 		if err != nil {
 			return nil, 0, "", "syft on its top layers: " + err.Error()
@@ -201,7 +214,11 @@ func (c SBOMCache) incremental(ctx context.Context, bin, id string, img *ociImag
 		if n := componentCount(found.JSON); n != 0 {
 			return nil, 0, "", fmt.Sprintf("syft finds %d package(s) in its top %d layer(s)", n, len(upper))
 		}
-		how = fmt.Sprintf("incremental (%d lower layers from an earlier scan; syft on the top %d layer(s): no packages)", p, len(upper))
+		why := ""
+		if hit != "" {
+			why = ", for " + hit
+		}
+		how = fmt.Sprintf("incremental (%d lower layers from an earlier scan; syft on the top %d layer(s)%s: no packages)", p, len(upper), why)
 	}
 	out, err := rewriteImageFields(doc, img)
 	if err != nil {

@@ -184,13 +184,13 @@ func TestSBOMCacheMatchesSyft(t *testing.T) {
 		img := imageWith(t, nil, map[string]string{"org.opencontainers.image.revision": "b2", "org.opencontainers.image.title": "webapp",
 			"com.example.<team>": "a & b"}, base, tarLayer(t, appFiles("VERSION = 'b2'\n")))
 		dir, sb, how := ofLayout(t, c, syft, img)
-		wantHow(t, how, "incremental (1 lower layers from an earlier scan; syft on the top 1 layer(s): no packages)")
+		wantHow(t, how, "incremental (1 lower layers from an earlier scan; the top 1 layer(s) hold nothing syft's catalogers read)")
 		sameAsSyft(t, syft, dir, sb)
 
 		// And C from B's entry (an incremental one): two app layers over the base, no labels.
 		img = imageWith(t, nil, nil, base, tarLayer(t, appFiles("VERSION = 'c3'\n")), tarLayer(t, map[string]string{"app/extra.py": "X = 1\n"}))
 		dir, sb, how = ofLayout(t, c, syft, img)
-		wantHow(t, how, "incremental (1 lower layers from an earlier scan; syft on the top 2 layer(s): no packages)")
+		wantHow(t, how, "incremental (1 lower layers from an earlier scan; the top 2 layer(s) hold nothing syft's catalogers read)")
 		sameAsSyft(t, syft, dir, sb)
 	})
 
@@ -210,7 +210,7 @@ func TestSBOMCacheMatchesSyft(t *testing.T) {
 		c := copyCache(t, seeded)
 		l := tarLayerMode(t, map[string]string{"app/bin/tool": string(elf)}, 0o755)
 		dir, sb, how := ofLayout(t, c, syft, imageWith(t, nil, nil, base, l))
-		wantHow(t, how, "incremental (1 lower layers")
+		wantHow(t, how, "incremental (1 lower layers from an earlier scan; syft on the top 1 layer(s), for /app/bin/tool (application/x-")
 		sameAsSyft(t, syft, dir, sb)
 	})
 
@@ -330,7 +330,7 @@ func TestSBOMCacheOnTheBaseImage(t *testing.T) {
 	}
 	n := len(mustLayers(t, baseImg))
 	dir, b, how := ofLayout(t, c, syft, imageWith(t, baseImg, labels("a2"), tarLayer(t, appFiles("VERSION = 'a2'\n"))))
-	wantHow(t, how, "incremental ("+strconv.Itoa(n)+" lower layers from an earlier scan; syft on the top 1 layer(s): no packages)")
+	wantHow(t, how, "incremental ("+strconv.Itoa(n)+" lower layers from an earlier scan; the top 1 layer(s) hold nothing syft's catalogers read)")
 	sameAsSyft(t, syft, dir, b)
 }
 
