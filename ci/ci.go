@@ -160,12 +160,13 @@ func installDeps(c *dagger.Client, ctr *dagger.Container, app contract.App, dev 
 		ctr = ctr.WithMountedDirectory("/ci", toolsDir(c)).
 			WithExec(list, dagger.ContainerWithExecOpts{RedirectStdout: reqs}).
 			WithoutMount("/ci")
-		return withPip(c, ctr, app.BaseImage, "pip", "install", "-r", reqs)
+		return withPip(c, ctr, app.BaseImage, "pip", "install", "--no-compile", "-r", reqs)
 	}
-	args := []string{"pip", "install"}
-	if !dev {
-		args = append(args, "--no-compile") // the image compiles its bytecode itself, deterministically
-	}
+	// No bytecode from pip: the image compiles its own, deterministically,
+	// and lint and test read theirs from PYTHONPYCACHEPREFIX (Deps), where
+	// python never looks for a __pycache__ beside the sources; compiling the
+	// whole venv was ~1 CPU-s of every dependency change for nothing.
+	args := []string{"pip", "install", "--no-compile"}
 	files := app.Requirements
 	if dev {
 		files = append(append([]string{}, files...), app.DevRequirements...)

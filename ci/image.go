@@ -159,7 +159,6 @@ func RuntimeBase(c *dagger.Client, baseImage string, platform dagger.Platform) *
 // the .pyc files) and a fixed hash seed (same bytes every time).
 func runtimeVenvLayer(c *dagger.Client, app contract.App, src *dagger.Directory, epoch int64, platform dagger.Platform) *dagger.Directory {
 	build := venv(c, app.BaseImage, platform).
-		WithEnvVariable("PIP_NO_COMPILE", "1").
 		WithEnvVariable("UV_COMPILE_BYTECODE", "0").
 		WithDirectory("/build", depFiles(c, app, src)).
 		WithWorkdir("/build")

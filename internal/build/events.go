@@ -18,6 +18,7 @@ type engineEvents struct {
 	spans              bool                  // the engine's spans came (spans.go)
 	execs              map[string]*execCount // step → its commands' cache status
 	lintCall, testCall string                // the contract's commands, as the engine names them: "flake8 ."
+	devFiles           []string              // the contract's dev requirements files (execSteps)
 
 	service     lineRing // what the smoke test's container printed
 	dockerSteps stepLogs // what each Dockerfile instruction printed
@@ -27,12 +28,12 @@ type engineEvents struct {
 type execCount struct{ ran, cached int }
 
 // newEngineEvents is the record of one session of a build whose contract
-// runs lint and test.
-func newEngineEvents(lint, test []string) *engineEvents {
-	return &engineEvents{execs: map[string]*execCount{}, lintCall: strings.Join(lint, " "), testCall: strings.Join(test, " ")}
+// runs lint and test, and names devFiles (requirements files of lint/test tools).
+func newEngineEvents(lint, test, devFiles []string) *engineEvents {
+	return &engineEvents{execs: map[string]*execCount{}, lintCall: strings.Join(lint, " "), testCall: strings.Join(test, " "), devFiles: devFiles}
 }
 
-// commandSteps are the steps that run commands of their own (execStep).
+// commandSteps are the steps that run commands of their own (execSteps).
 var commandSteps = map[string]bool{"deps": true, "lint": true, "test": true, "image": true}
 
 // cacheStatus is "ran" when the engine ran at least one of the step's own

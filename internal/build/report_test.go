@@ -34,7 +34,7 @@ func TestServiceLinesTrailTheSpanEnd(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ev := newEngineEvents(nil, nil)
+			ev := newEngineEvents(nil, nil, nil)
 			p := ev.parser(nil)
 			_, _ = io.WriteString(p, lines[0]+lines[1])
 			go func() {
@@ -51,7 +51,7 @@ func TestServiceLinesTrailTheSpanEnd(t *testing.T) {
 
 func TestServiceWaitEndsWhenNothingCame(t *testing.T) {
 	t.Parallel()
-	ev := newEngineEvents(nil, nil)
+	ev := newEngineEvents(nil, nil, nil)
 	p := ev.parser(nil)
 	_, _ = io.WriteString(p, svcCall+svcDone)
 	done := make(chan []string)
@@ -73,7 +73,7 @@ func TestRunLinesTrailTheStepEnd(t *testing.T) {
 		nest = "\x1b[95m44  : \x1b[0m\x1b[90;2m┆ ┆ \x1b[0m"
 		run  = "RUN python3 -m venv /srv/venv && /srv/venv/bin/pip install -r requirements.txt no-such-package-xyz==9.9"
 	)
-	ev := newEngineEvents(nil, nil)
+	ev := newEngineEvents(nil, nil, nil)
 	p := ev.parser(nil)
 	_, _ = io.WriteString(p, nest+"[4/5] "+run+"\n"+nest+"[4/5] "+run+"\x1b[31m ERROR\x1b[0m\x1b[90m [3.8s]\x1b[0m\n")
 	go func() {
@@ -92,7 +92,7 @@ func TestRunLinesTrailTheStepEnd(t *testing.T) {
 // commands are told apart by the contract's lint and test commands.
 func TestCacheStatusFromTheEngineSpans(t *testing.T) {
 	t.Parallel()
-	ev := newEngineEvents([]string{"flake8", "."}, []string{"python", "-m", "pytest"})
+	ev := newEngineEvents([]string{"flake8", "."}, []string{"python", "-m", "pytest"}, []string{"requirements-dev.txt"})
 	if got := ev.cacheStatus("lint"); got != "" {
 		t.Errorf("before any span: %q, want unknown", got)
 	}
@@ -112,7 +112,7 @@ func TestCacheStatusFromTheEngineSpans(t *testing.T) {
 		span("Container.withExec", false), // an API call, not a command
 		span("flake8 .", true),
 		span("python -m pytest", false),
-		span("pip install -r requirements.txt -r requirements-dev.txt", true),
+		span("pip install --no-compile -r requirements.txt -r requirements-dev.txt", true),
 		span("pip install --no-compile -r requirements.txt", false),
 	}}}}}})
 	if err != nil {
@@ -140,16 +140,17 @@ func TestCacheStatusFromTheEngineSpans(t *testing.T) {
 // The engine names a command after its arguments; each kind goes to its step.
 func TestExecStep(t *testing.T) {
 	t.Parallel()
-	ev := newEngineEvents([]string{"ruff", "check"}, []string{"tox"})
+	ev := newEngineEvents([]string{"ruff", "check"}, []string{"tox"}, []string{"requirements-dev.txt", "test-requirements.txt"})
 	for name, want := range map[string]string{
 		"ruff check": "lint",
 		"tox":        "test",
-		"pip install -r requirements.txt -r requirements-dev.txt":                        "deps",
+		"pip install --no-compile -r requirements.txt -r requirements-dev.txt":           "deps",
+		"pip install --no-compile -r test-requirements.txt":                              "deps", // hash-pinned: a pip per file
 		"pip install --no-compile -r requirements.txt":                                   "image",
 		"python3 /ci/pydeps.py pyproject.toml --dev":                                     "deps",
 		"python3 /ci/pydeps.py pyproject.toml":                                           "image",
-		"pip install -r /tmp/dev-requirements.txt":                                       "deps",
-		"pip install -r /tmp/runtime-requirements.txt":                                   "image",
+		"pip install --no-compile -r /tmp/dev-requirements.txt":                          "deps",
+		"pip install --no-compile -r /tmp/runtime-requirements.txt":                      "image",
 		"/opt/tools/bin/uv sync --frozen --no-install-project --all-groups --all-extras": "deps",
 		"/opt/tools/bin/uv sync --frozen --no-install-project --no-dev":                  "image",
 		"python3 /ci/oci.py layer /opt/venv":                                             "image",
@@ -159,8 +160,17 @@ func TestExecStep(t *testing.T) {
 		"/opt/tools/bin/pip install uv==0.9.0":                                           "",
 		"Container.withExec":                                                             "",
 	} {
-		if got := ev.execStep(name); got != want {
-			t.Errorf("execStep(%q) = %q, want %q", name, got, want)
+		if got := strings.Join(ev.execSteps(name), ","); got != want {
+			t.Errorf("execSteps(%q) = %q, want %q", name, got, want)
 		}
+	}
+	// No dev files: lint/test tools come with the runtime ones, and the two
+	// installs are the same command.
+	none := newEngineEvents([]string{"ruff", "check"}, []string{"tox"}, nil)
+	if got := strings.Join(none.execSteps("pip install --no-compile -r requirements.txt"), ","); got != "deps,image" {
+		t.Errorf("no dev files: %q, want deps,image", got)
+	}
+	if got := strings.Join(none.execSteps("pip install --no-compile -r /tmp/runtime-requirements.txt"), ","); got != "image" {
+		t.Errorf("pyproject's runtime install: %q, want image", got)
 	}
 }

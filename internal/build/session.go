@@ -101,7 +101,7 @@ func connect(ctx context.Context, b Build) (*session, error) {
 		return nil, err
 	}
 	rep := b.Report
-	events := newEngineEvents(b.App.Lint, b.App.Test)
+	events := newEngineEvents(b.App.Lint, b.App.Test, b.App.DevRequirements)
 	rep.session(b.Source, b.App, events)
 	// The engine's progress output is always read (it says which commands
 	// were served from the cache, and what the smoke test's container

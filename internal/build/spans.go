@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"dagger.io/dagger"
@@ -115,32 +116,49 @@ func (e *engineEvents) command(name string, cached bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.spans = true
-	step := e.execStep(name)
-	if step == "" {
-		return
-	}
-	c := e.execs[step]
-	if c == nil {
-		c = &execCount{}
-		e.execs[step] = c
-	}
-	if cached {
-		c.cached++
-	} else {
-		c.ran++
+	for _, step := range e.execSteps(name) {
+		c := e.execs[step]
+		if c == nil {
+			c = &execCount{}
+			e.execs[step] = c
+		}
+		if cached {
+			c.cached++
+		} else {
+			c.ran++
+		}
 	}
 }
 
-// execStep says which step a command (a span named after the command's
+// execSteps says which steps a command (a span named after the command's
 // arguments, joined by spaces) belongs to: the contract's lint and test
-// commands, the dependency installs (the runtime one, for the image,
-// carries --no-compile, --no-dev or runtime-requirements), ci/'s image
-// tools, a Dockerfile's RUN instructions.
-func (e *engineEvents) execStep(name string) string {
+// commands, the dependency installs, ci/'s image tools, a Dockerfile's RUN
+// instructions. The runtime install (the image) names no dev file: no dev
+// requirements file (the contract's), no dev-requirements (pyproject), no
+// dev groups (uv: --no-dev). An app with no dev files installs the same
+// pip command for both: it counts for both steps.
+func (e *engineEvents) execSteps(name string) []string {
 	pydeps := strings.Contains(name, "/ci/pydeps.py ")
-	runtime := strings.Contains(name, " --no-compile") || strings.Contains(name, " --no-dev") ||
-		strings.Contains(name, "runtime-requirements") || pydeps && !strings.Contains(name, " --dev")
-	install := strings.HasPrefix(name, "pip install ") || strings.Contains(name, "/uv sync ") || pydeps
+	pip := strings.HasPrefix(name, "pip install ")
+	devFile := strings.Contains(name, "dev-requirements")
+	fields := strings.Fields(name)
+	for i := 1; i < len(fields); i++ {
+		if fields[i-1] == "-r" && slices.Contains(e.devFiles, fields[i]) {
+			devFile = true
+		}
+	}
+	runtime := pip && !devFile || strings.Contains(name, " --no-dev") || pydeps && !strings.Contains(name, " --dev")
+	install := pip || strings.Contains(name, "/uv sync ") || pydeps
+	if install && runtime && pip && len(e.devFiles) == 0 && !strings.Contains(name, "runtime-requirements") {
+		return []string{"deps", "image"}
+	}
+	if step := e.execStep(name, install, runtime); step != "" {
+		return []string{step}
+	}
+	return nil
+}
+
+func (e *engineEvents) execStep(name string, install, runtime bool) string {
 	switch {
 	case name == "":
 		return ""
