@@ -144,21 +144,22 @@ func TestExecStep(t *testing.T) {
 	for name, want := range map[string]string{
 		"ruff check": "lint",
 		"tox":        "test",
-		"pip install --no-compile -r requirements.txt -r requirements-dev.txt":           "deps",
-		"pip install --no-compile -r test-requirements.txt":                              "deps", // hash-pinned: a pip per file
-		"pip install --no-compile -r requirements.txt":                                   "image",
-		"python3 /ci/pydeps.py pyproject.toml --dev":                                     "deps",
-		"python3 /ci/pydeps.py pyproject.toml":                                           "image",
-		"pip install --no-compile -r /tmp/dev-requirements.txt":                          "deps",
-		"pip install --no-compile -r /tmp/runtime-requirements.txt":                      "image",
-		"/opt/tools/bin/uv sync --frozen --no-install-project --all-groups --all-extras": "deps",
-		"/opt/tools/bin/uv sync --frozen --no-install-project --no-dev":                  "image",
-		"python3 /ci/oci.py layer /opt/venv":                                             "image",
-		"[builder 2/5] RUN pip install -r requirements.txt":                              "image",
-		"[3/4] RUN apt-get update":                                                       "image",
-		"python3 -m venv /opt/venv":                                                      "",
-		"/opt/tools/bin/pip install uv==0.9.0":                                           "",
-		"Container.withExec":                                                             "",
+		"pip install --no-compile -r requirements.txt -r requirements-dev.txt":            "deps",
+		"pip install --no-compile -r test-requirements.txt":                               "deps", // hash-pinned: a pip per file
+		"pip install --no-compile -r requirements.txt":                                    "image",
+		"python3 /ci/pydeps.py pyproject.toml --dev":                                      "deps",
+		"python3 /ci/pydeps.py pyproject.toml":                                            "image",
+		"pip install --no-compile -r /tmp/dev-requirements.txt":                           "deps",
+		"pip install --no-compile -r /tmp/runtime-requirements.txt":                       "image",
+		"/opt/tools/bin/uv sync --frozen --no-install-project --all-groups --all-extras":  "deps",
+		"/opt/tools/bin/uv sync --frozen --no-install-project --no-dev":                   "image",
+		"python3 /ci/oci.py layer /opt/venv":                                              "image",
+		`sh -c rm -rf "$0"/bin/pip && python -m compileall -f -q /opt/venv/lib /opt/venv`: "image",
+		"[builder 2/5] RUN pip install -r requirements.txt":                               "image",
+		"[3/4] RUN apt-get update":                                                        "image",
+		"python3 -m venv /opt/venv":                                                       "",
+		"/opt/tools/bin/pip install uv==0.9.0":                                            "",
+		"Container.withExec":                                                              "",
 	} {
 		if got := strings.Join(ev.execSteps(name), ","); got != want {
 			t.Errorf("execSteps(%q) = %q, want %q", name, got, want)

@@ -168,7 +168,7 @@ func (e *engineEvents) execStep(name string, install, runtime bool) string {
 		return "test"
 	case install && !runtime:
 		return "deps"
-	case install, strings.Contains(name, "/ci/"), strings.Contains(name, "pip uninstall -q -y pip && python -m compileall"),
+	case install, strings.Contains(name, "/ci/"), strings.Contains(name, " && python -m compileall "),
 		dockerRunRe.MatchString(name):
 		return "image" // the runtime venv, ci/'s image tools (slim.py, oci.py), a Dockerfile's RUN
 	}
