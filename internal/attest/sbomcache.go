@@ -198,12 +198,12 @@ func (c SBOMCache) incremental(ctx context.Context, bin, id string, img *ociImag
 	default:
 		// syft's answer for the top layers is known without running it when
 		// they hold nothing its catalogers read (syftReads); else syft says.
-		reads, err := syftReadsOf(ctx, bin, id, c.Dir)
+		reads, unknown := syftReadsOf(ctx, bin, id, c.Dir)
 		hit := ""
-		if err == nil {
-			hit, err = reads.firstIn(tmp)
+		if unknown == nil {
+			hit, unknown = reads.firstIn(tmp)
 		}
-		if err == nil && hit == "" {
+		if unknown == nil && hit == "" {
 			how = fmt.Sprintf("incremental (%d lower layers from an earlier scan; the top %d layer(s) hold nothing syft's catalogers read)", p, len(upper))
 			break
 		}
@@ -214,9 +214,9 @@ func (c SBOMCache) incremental(ctx context.Context, bin, id string, img *ociImag
 		if n := componentCount(found.JSON); n != 0 {
 			return nil, 0, "", fmt.Sprintf("syft finds %d package(s) in its top %d layer(s)", n, len(upper))
 		}
-		why := ""
-		if hit != "" {
-			why = ", for " + hit
+		why := ", for " + hit // what syft reads there, or why that is not known
+		if unknown != nil {
+			why = " (what syft reads is not known: " + unknown.Error() + ")"
 		}
 		how = fmt.Sprintf("incremental (%d lower layers from an earlier scan; syft on the top %d layer(s)%s: no packages)", p, len(upper), why)
 	}

@@ -341,3 +341,21 @@ func mustLayers(t *testing.T, img v1.Image) []v1.Layer {
 	}
 	return ls
 }
+
+// A syft that cannot say what it reads (here: its cataloger commands fail)
+// scans the top layers as before, and the answer says why.
+func TestSBOMCacheWhenSyftCannotSayWhatItReads(t *testing.T) {
+	real := requireSyft(t)
+	syft := filepath.Join(t.TempDir(), "syft")
+	script := "#!/bin/sh\ncase \"$1\" in cataloger) echo 'no such command' >&2; exit 3;; esac\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(syft, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := tarLayer(t, baseFiles())
+	c := SBOMCache{Dir: t.TempDir()}
+	_, _, how := ofLayout(t, c, syft, imageWith(t, nil, nil, base, tarLayer(t, appFiles("X = 1\n"))))
+	wantHow(t, how, "syft (whole image: no earlier scan")
+	dir, sb, how := ofLayout(t, c, syft, imageWith(t, nil, nil, base, tarLayer(t, appFiles("X = 2\n"))))
+	wantHow(t, how, "incremental (1 lower layers from an earlier scan; syft on the top 1 layer(s) (what syft reads is not known: syft cataloger list")
+	sameAsSyft(t, real, dir, sb)
+}

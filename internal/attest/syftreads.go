@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -43,6 +44,7 @@ type syftReads struct {
 	Format    int      `json:"format"`
 	Globs     []string `json:"globs"`
 	MIMETypes []string `json:"mimeTypes"`
+	Unknown   string   `json:"unknown,omitempty"` // why this syft cannot say (kept too: asked once per binary)
 }
 
 const syftReadsFormat = 1
@@ -51,23 +53,27 @@ const syftReadsFormat = 1
 // writes it as a component of its own): syft v1.54.1's identityFiles.
 var distroIdentity = []string{"/etc/os-release", "/usr/lib/os-release", "/etc/system-release-cpe", "/etc/redhat-release", "/bin/busybox"}
 
-// syftReadsOf is syftReads for the syft binary bin (identity id), from the
-// cache dir when an earlier build asked it (two syft runs, ~0.2 s).
+// syftReadsOf is syftReads for the syft binary bin (identity id), or why it
+// cannot say; from the cache dir when an earlier build asked it (three syft
+// runs, ~0.25 s).
 func syftReadsOf(ctx context.Context, bin, id, dir string) (*syftReads, error) {
 	h := sha256.Sum256([]byte(fmt.Sprint(syftReadsFormat, "\x00", id)))
 	name := "syft-reads-" + hex.EncodeToString(h[:12]) + ".json"
-	if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
-		var r syftReads
-		if json.Unmarshal(b, &r) == nil && r.Format == syftReadsFormat {
-			return &r, nil
+	r := &syftReads{}
+	if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || json.Unmarshal(b, r) != nil || r.Format != syftReadsFormat {
+		var err error
+		if r, err = askSyftWhatItReads(ctx, bin); err != nil {
+			if ctx.Err() != nil {
+				return nil, err // stopped: nothing learnt about this syft
+			}
+			r = &syftReads{Format: syftReadsFormat, Unknown: err.Error()}
+		}
+		if b, err := json.Marshal(r); err == nil && os.MkdirAll(dir, 0o755) == nil {
+			_ = writeAtomic(dir, name, b) // best effort, as the rest of the cache
 		}
 	}
-	r, err := askSyftWhatItReads(ctx, bin)
-	if err != nil {
-		return nil, err
-	}
-	if b, err := json.Marshal(r); err == nil && os.MkdirAll(dir, 0o755) == nil {
-		_ = writeAtomic(dir, name, b) // best effort, as the rest of the cache
+	if r.Unknown != "" {
+		return nil, errors.New(r.Unknown)
 	}
 	return r, nil
 }
