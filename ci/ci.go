@@ -134,6 +134,15 @@ func depFiles(c *dagger.Client, app contract.App, src *dagger.Directory) *dagger
 	return c.Directory().WithDirectory(".", src, dagger.DirectoryWithDirectoryOpts{Include: app.DepFiles()})
 }
 
+// pipInstall is a pip install of the app's dependencies, with args. No bytecode
+// from pip: the image compiles its own, deterministically, and lint and test
+// read theirs from PYTHONPYCACHEPREFIX (Deps), where python never looks for
+// a __pycache__ beside the sources; compiling the whole venv was ~1 CPU-s of
+// every dependency change for nothing.
+func pipInstall(args ...string) []string {
+	return append([]string{"pip", "install", "--no-compile"}, args...)
+}
+
 // installDeps installs what the app declares into the venv of ctr, whose
 // working directory holds the dependency files: the runtime dependencies,
 // and with dev also the lint/test tools.
@@ -160,13 +169,8 @@ func installDeps(c *dagger.Client, ctr *dagger.Container, app contract.App, dev 
 		ctr = ctr.WithMountedDirectory("/ci", toolsDir(c)).
 			WithExec(list, dagger.ContainerWithExecOpts{RedirectStdout: reqs}).
 			WithoutMount("/ci")
-		return withPip(c, ctr, app.BaseImage, "pip", "install", "--no-compile", "-r", reqs)
+		return withPip(c, ctr, app.BaseImage, pipInstall("-r", reqs)...)
 	}
-	// No bytecode from pip: the image compiles its own, deterministically,
-	// and lint and test read theirs from PYTHONPYCACHEPREFIX (Deps), where
-	// python never looks for a __pycache__ beside the sources; compiling the
-	// whole venv was ~1 CPU-s of every dependency change for nothing.
-	args := []string{"pip", "install", "--no-compile"}
 	files := app.Requirements
 	if dev {
 		files = append(append([]string{}, files...), app.DevRequirements...)
@@ -178,13 +182,14 @@ func installDeps(c *dagger.Client, ctr *dagger.Container, app contract.App, dev 
 	// unhashed requirements-dev.txt would then fail with "Hashes are
 	// required"; then one pip per file, in order, as developers run them.
 	if !app.HashPinned {
+		var args []string
 		for _, r := range files {
 			args = append(args, "-r", r)
 		}
-		return withPip(c, ctr, app.BaseImage, args...)
+		return withPip(c, ctr, app.BaseImage, pipInstall(args...)...)
 	}
 	for _, r := range files {
-		ctr = withPip(c, ctr, app.BaseImage, append(append([]string{}, args...), "-r", r)...)
+		ctr = withPip(c, ctr, app.BaseImage, pipInstall("-r", r)...)
 	}
 	return ctr
 }

@@ -130,14 +130,27 @@ func (e *engineEvents) command(name string, cached bool) {
 	}
 }
 
-// execSteps says which steps a command (a span named after the command's
+// execSteps says which steps a command belongs to (execStep): one, or both
+// deps and image for the runtime pip install of an app with no dev
+// requirements files, whose lint/test install is that same command.
+func (e *engineEvents) execSteps(name string) []string {
+	step := e.execStep(name)
+	switch {
+	case step == "":
+		return nil
+	case step == "image" && len(e.devFiles) == 0 && strings.HasPrefix(name, "pip install ") && !strings.Contains(name, "runtime-requirements"):
+		return []string{"deps", "image"}
+	}
+	return []string{step}
+}
+
+// execStep says which step a command (a span named after the command's
 // arguments, joined by spaces) belongs to: the contract's lint and test
 // commands, the dependency installs, ci/'s image tools, a Dockerfile's RUN
 // instructions. The runtime install (the image) names no dev file: no dev
 // requirements file (the contract's), no dev-requirements (pyproject), no
-// dev groups (uv: --no-dev). An app with no dev files installs the same
-// pip command for both: it counts for both steps.
-func (e *engineEvents) execSteps(name string) []string {
+// dev groups (uv: --no-dev).
+func (e *engineEvents) execStep(name string) string {
 	pydeps := strings.Contains(name, "/ci/pydeps.py ")
 	pip := strings.HasPrefix(name, "pip install ")
 	devFile := strings.Contains(name, "dev-requirements")
@@ -149,16 +162,6 @@ func (e *engineEvents) execSteps(name string) []string {
 	}
 	runtime := pip && !devFile || strings.Contains(name, " --no-dev") || pydeps && !strings.Contains(name, " --dev")
 	install := pip || strings.Contains(name, "/uv sync ") || pydeps
-	if install && runtime && pip && len(e.devFiles) == 0 && !strings.Contains(name, "runtime-requirements") {
-		return []string{"deps", "image"}
-	}
-	if step := e.execStep(name, install, runtime); step != "" {
-		return []string{step}
-	}
-	return nil
-}
-
-func (e *engineEvents) execStep(name string, install, runtime bool) string {
 	switch {
 	case name == "":
 		return ""
